@@ -1,0 +1,10 @@
+//! streamstack: provision, run and watch a real-time data pipeline on AWS
+//! (Kinesis -> processor -> DynamoDB, Firehose -> S3, CloudWatch) from one
+//! YAML stack file.
+//!
+//! Layers: `spec` (stack files: parse, validate) and `template` (compile to
+//! CloudFormation) are pure; `cli` is the edge that reads files and prints.
+
+pub mod cli;
+pub mod spec;
+pub mod template;

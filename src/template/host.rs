@@ -1,0 +1,214 @@
+//! The processor host: a launch template (IMDSv2 only, encrypted root
+//! volume, no inbound access), its least-privilege instance role, and one
+//! instance or, with `host.count` above one, an Auto Scaling group whose
+//! workers share the shards through the lease table.
+
+use serde_json::{Value, json};
+
+use super::names::METRICS_NAMESPACE;
+use super::{Template, archive, get_att, iam, key, r, stream, sub, table};
+use crate::spec::model::Encryption;
+
+pub const ROLE: &str = "HostRole";
+const PROFILE: &str = "HostInstanceProfile";
+const SECURITY_GROUP: &str = "HostSecurityGroup";
+const LAUNCH_TEMPLATE: &str = "HostLaunchTemplate";
+const INSTANCE: &str = "HostInstance";
+const GROUP: &str = "HostGroup";
+const IMAGE_PARAMETER: &str = "HostImageId";
+
+/// The host's bootstrap script; configuration is prepended as variables.
+const BOOTSTRAP: &str = include_str!("../../scripts/host-bootstrap.sh");
+
+pub fn add(t: &mut Template<'_>) {
+    security_group(t);
+    role(t);
+    launch_template(t);
+    if t.stack.host.count == 1 {
+        let mut properties = json!({
+            "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
+            "Tags": t.tags(),
+        });
+        if let Some(subnet) = t.stack.host.subnet_ids.first() {
+            properties["SubnetId"] = json!(subnet);
+        }
+        t.resource(INSTANCE, json!({ "Type": "AWS::EC2::Instance", "Properties": properties }));
+        t.output("HostInstanceId", "EC2 instance running the processor", r(INSTANCE));
+    } else {
+        let count = t.stack.host.count.to_string();
+        let tags: Vec<Value> =
+            t.tag_pairs().into_iter().map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true })).collect();
+        let mut properties = json!({
+            "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
+            "MinSize": count, "MaxSize": count, "DesiredCapacity": count,
+            "HealthCheckType": "EC2",
+            "Tags": tags,
+        });
+        if t.stack.host.subnet_ids.is_empty() {
+            properties["AvailabilityZones"] = json!({ "Fn::GetAZs": "" });
+        } else {
+            properties["VPCZoneIdentifier"] = json!(t.stack.host.subnet_ids);
+        }
+        t.resource(
+            GROUP,
+            json!({
+                "Type": "AWS::AutoScaling::AutoScalingGroup",
+                // A new launch template version rolls through the group one host at a time.
+                "UpdatePolicy": { "AutoScalingRollingUpdate": { "MinInstancesInService": 1, "MaxBatchSize": 1 } },
+                "Properties": properties,
+            }),
+        );
+        t.output("HostGroupName", "Auto Scaling group of the processor hosts", r(GROUP));
+    }
+}
+
+fn security_group(t: &mut Template<'_>) {
+    let mut properties = json!({
+        "GroupDescription": format!("streamstack {} processor host: no inbound access, HTTPS out", t.names.stack),
+        "SecurityGroupEgress": [{
+            "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to AWS APIs and the X API",
+        }],
+        "Tags": t.tags(),
+    });
+    if let Some(vpc) = &t.stack.host.vpc_id {
+        properties["VpcId"] = json!(vpc);
+    }
+    t.resource(SECURITY_GROUP, json!({ "Type": "AWS::EC2::SecurityGroup", "Properties": properties }));
+    t.output("HostSecurityGroupId", "Security group of the processor host(s)", get_att(SECURITY_GROUP, "GroupId"));
+}
+
+fn role(t: &mut Template<'_>) {
+    let stream_arn = get_att(stream::STREAM, "Arn");
+    let tables = |ids: &[&str]| ids.iter().map(|id| get_att(id, "Arn")).collect::<Vec<_>>();
+    let mut statements = vec![
+        iam::allow(
+            "ReadAndWriteTheStream",
+            &["kinesis:DescribeStreamSummary", "kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:PutRecords"],
+            vec![stream_arn],
+        ),
+        iam::allow(
+            "StoreTweetsAndAggregates",
+            &["dynamodb:DescribeTable", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"],
+            tables(&[table::TABLE, table::AGGREGATES]),
+        ),
+        iam::allow(
+            "ManageShardLeases",
+            &["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
+            tables(&[table::LEASES]),
+        ),
+        iam::allow(
+            "WriteDeadLetters",
+            &["s3:PutObject"],
+            vec![sub(&format!("${{{}.Arn}}/{}*", archive::BUCKET, t.stack.archive.dead_letter_prefix))],
+        ),
+        // PutMetricData has no resource-level permissions; the condition pins it to the processor's namespace.
+        json!({
+            "Sid": "PublishProcessorMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": "*",
+            "Condition": { "StringEquals": { "cloudwatch:namespace": METRICS_NAMESPACE } },
+        }),
+    ];
+    if let Some(parameter) =
+        t.stack.processor.source.as_ref().and_then(|s| s.x_api.as_ref()).and_then(|x| x.token.strip_prefix("ssm:"))
+    {
+        statements.push(iam::allow(
+            "ReadTheXApiToken",
+            &["ssm:GetParameter"],
+            vec![sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{parameter}"))],
+        ));
+    }
+    let s = t.stack;
+    if [s.stream.encryption, s.table.encryption, s.archive.encryption].contains(&Encryption::StackKey) {
+        statements.push(iam::allow("UseTheStackKey", &["kms:Decrypt", "kms:GenerateDataKey"], vec![get_att(key::KEY, "Arn")]));
+    }
+    let tags = t.tags();
+    t.resource(
+        ROLE,
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": format!("streamstack {} processor host", t.names.stack),
+                "AssumeRolePolicyDocument": iam::service_trust("ec2.amazonaws.com"),
+                // Session Manager access instead of SSH.
+                "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")],
+                "Policies": [{ "PolicyName": "processor", "PolicyDocument": iam::document(statements) }],
+                "Tags": tags,
+            }
+        }),
+    );
+    t.resource(PROFILE, json!({ "Type": "AWS::IAM::InstanceProfile", "Properties": { "Roles": [r(ROLE)] } }));
+    t.output("HostRoleArn", "IAM role of the processor host(s)", get_att(ROLE, "Arn"));
+}
+
+fn image_id(t: &mut Template<'_>) -> Value {
+    match t.stack.host.ami.strip_prefix("ssm:") {
+        Some(path) => {
+            t.parameter(
+                IMAGE_PARAMETER,
+                json!({
+                    "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+                    "Default": path,
+                    "Description": "AMI of the processor host, resolved from a public SSM parameter at deploy time",
+                }),
+            );
+            r(IMAGE_PARAMETER)
+        }
+        None => json!(t.stack.host.ami),
+    }
+}
+
+/// User data: the processor's configuration as shell variables, then the
+/// bootstrap script that installs and starts it.
+fn user_data(t: &Template<'_>) -> Value {
+    let mut parts: Vec<Value> = vec![json!("#!/bin/bash\n")];
+    let mut var = |name: &str, value: Value| {
+        parts.push(json!(format!("{name}='")));
+        parts.push(value);
+        parts.push(json!("'\n"));
+    };
+    var("STREAMSTACK_STACK", json!(t.names.stack));
+    var("STREAMSTACK_REGION", r("AWS::Region"));
+    var("STREAMSTACK_STREAM", r(stream::STREAM));
+    var("STREAMSTACK_TABLE", r(table::TABLE));
+    var("STREAMSTACK_AGGREGATES_TABLE", r(table::AGGREGATES));
+    var("STREAMSTACK_LEASE_TABLE", r(table::LEASES));
+    var("STREAMSTACK_ARCHIVE_BUCKET", r(archive::BUCKET));
+    var("STREAMSTACK_DEAD_LETTER_PREFIX", json!(t.stack.archive.dead_letter_prefix));
+    // Skip the script's own shebang: ours opens the file.
+    let body = BOOTSTRAP.split_once('\n').map_or(BOOTSTRAP, |(_, rest)| rest);
+    parts.push(json!(body));
+    json!({ "Fn::Base64": { "Fn::Join": ["", parts] } })
+}
+
+fn launch_template(t: &mut Template<'_>) {
+    let image = image_id(t);
+    let host = &t.stack.host;
+    let tags = t.tags();
+    let data = json!({
+        "ImageId": image,
+        "InstanceType": host.instance_type,
+        "IamInstanceProfile": { "Arn": get_att(PROFILE, "Arn") },
+        "SecurityGroupIds": [get_att(SECURITY_GROUP, "GroupId")],
+        // IMDSv2 only, and not reachable from containers on the host.
+        "MetadataOptions": { "HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1 },
+        "BlockDeviceMappings": [{
+            "DeviceName": "/dev/xvda",
+            "Ebs": { "VolumeSize": host.volume_gb, "VolumeType": "gp3", "Encrypted": true, "DeleteOnTermination": true },
+        }],
+        "Monitoring": { "Enabled": true },
+        "EbsOptimized": true,
+        "UserData": user_data(t),
+        "TagSpecifications": [
+            { "ResourceType": "instance", "Tags": tags.clone() },
+            { "ResourceType": "volume", "Tags": tags },
+        ],
+    });
+    let name = format!("{}-host", t.names.stack);
+    t.resource(
+        LAUNCH_TEMPLATE,
+        json!({ "Type": "AWS::EC2::LaunchTemplate", "Properties": { "LaunchTemplateName": name, "LaunchTemplateData": data } }),
+    );
+}

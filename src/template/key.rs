@@ -1,0 +1,59 @@
+//! The stack's own KMS key, created only when the stack file asks for one
+//! (`encryption: stack-key`) or alarms e-mail through SNS.
+
+use serde_json::json;
+
+use super::{Template, get_att, iam, sub};
+
+pub const KEY: &str = "StackKey";
+
+pub fn add(t: &mut Template<'_>) {
+    if !t.has_stack_key() {
+        return;
+    }
+    let mut statements = vec![json!({
+        "Sid": "AccountAdministersKeyThroughIam",
+        "Effect": "Allow",
+        "Principal": { "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+        "Action": "kms:*",
+        "Resource": "*",
+    })];
+    // CloudWatch Logs encrypts the Firehose error log group with this key.
+    statements.push(json!({
+        "Sid": "CloudWatchLogsEncryptsTheArchiveLog",
+        "Effect": "Allow",
+        "Principal": { "Service": sub("logs.${AWS::Region}.amazonaws.com") },
+        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        "Resource": "*",
+        "Condition": { "ArnEquals": { "kms:EncryptionContext:aws:logs:arn":
+            sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}", t.names.firehose_log_group)) } },
+    }));
+    if t.stack.alarms.email.is_some() {
+        // CloudWatch alarms cannot publish to a topic under the AWS-managed
+        // SNS key; this key lets them.
+        statements.push(json!({
+            "Sid": "CloudWatchAlarmsPublishToTheTopic",
+            "Effect": "Allow",
+            "Principal": { "Service": "cloudwatch.amazonaws.com" },
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": { "StringEquals": { "aws:SourceAccount": { "Ref": "AWS::AccountId" } } },
+        }));
+    }
+    let tags = t.tags();
+    t.resource(
+        KEY,
+        json!({
+            "Type": "AWS::KMS::Key",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "Description": format!("streamstack {}: encryption at rest", t.names.stack),
+                "EnableKeyRotation": true,
+                "KeyPolicy": iam::document(statements),
+                "Tags": tags,
+            }
+        }),
+    );
+    t.output("KmsKeyArn", "The stack's KMS key", get_att(KEY, "Arn"));
+}

@@ -25,7 +25,11 @@ pub enum Exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "streamstack", version, about = "Provision, run and watch a real-time Kinesis pipeline on AWS from one YAML stack file")]
+#[command(
+    name = "streamstack",
+    version,
+    about = "Provision, run and watch a real-time Kinesis pipeline on AWS from one YAML stack file"
+)]
 pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
@@ -78,7 +82,10 @@ fn color() -> bool {
 fn print_report(report: &Report, output: Output) {
     match output {
         Output::Text => eprint!("{}", report.render(color())),
-        Output::Json => println!("{}", serde_json::json!({ "valid": false, "errors": report.to_json() })),
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "valid": false, "errors": report.to_json() })
+        ),
     }
 }
 

@@ -4,6 +4,9 @@ use super::Exit;
 use crate::spec::schema::document_schema;
 
 pub fn run() -> Exit {
-    println!("{}", serde_json::to_string_pretty(document_schema()).expect("a JSON value always serializes"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(document_schema()).expect("a JSON value always serializes")
+    );
     Exit::Ok
 }

@@ -31,7 +31,10 @@ pub fn run(args: &StackArgs, output: Output) -> Exit {
         None => file.environment_names(),
     };
     match output {
-        Output::Json => println!("{}", json!({ "valid": true, "file": name, "environments": environments })),
+        Output::Json => println!(
+            "{}",
+            json!({ "valid": true, "file": name, "environments": environments })
+        ),
         Output::Text if environments.is_empty() => println!("{name}: valid"),
         Output::Text => println!("{name}: valid (environments: {})", environments.join(", ")),
     }

@@ -16,8 +16,14 @@ pub struct SourceText {
 
 impl SourceText {
     pub fn new(name: impl Into<String>, text: String) -> Self {
-        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Self { name: name.into(), text: Arc::new(text), line_starts }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            name: name.into(),
+            text: Arc::new(text),
+            line_starts,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -35,8 +41,16 @@ impl SourceText {
         let rest = &self.text[line_start..];
         let offset = line_start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i);
         let tail = &self.text[offset..];
-        let len = tail.char_indices().nth(len_chars).map_or(tail.len(), |(i, _)| i);
-        Span { offset, len, line, column: col + 1 }
+        let len = tail
+            .char_indices()
+            .nth(len_chars)
+            .map_or(tail.len(), |(i, _)| i);
+        Span {
+            offset,
+            len,
+            line,
+            column: col + 1,
+        }
     }
 }
 
@@ -59,7 +73,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(span: Span, message: impl Into<String>) -> Self {
-        Self { span, message: message.into(), hint: None }
+        Self {
+            span,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -98,12 +116,22 @@ impl Report {
     /// Renders each problem as `file:line:column: message`, then the offending
     /// line with a marker under it and the hint. `color` is for terminals.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
         let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
         let mut out = String::new();
         for d in &self.diagnostics {
             let rendered = Rendered {
-                message: format!("{}:{}:{}: {}", self.source.name(), d.span.line, d.span.column, d.message),
+                message: format!(
+                    "{}:{}:{}: {}",
+                    self.source.name(),
+                    d.span.line,
+                    d.span.column,
+                    d.message
+                ),
                 src: NamedSource::new(self.source.name(), Arc::clone(&self.source.text)),
                 at: SourceSpan::new(d.span.offset.into(), d.span.len),
                 label: "here".into(),
@@ -143,7 +171,14 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for d in &self.diagnostics {
-            writeln!(f, "{}:{}:{}: {}", self.source.name(), d.span.line, d.span.column, d.message)?;
+            writeln!(
+                f,
+                "{}:{}:{}: {}",
+                self.source.name(),
+                d.span.line,
+                d.span.column,
+                d.message
+            )?;
         }
         Ok(())
     }

@@ -54,11 +54,20 @@ pub struct ReadError {
 /// the content come back as a [`Report`] from [`parse`].
 pub fn read(path: &Path) -> Result<(String, Vec<u8>), ReadError> {
     let name = path.display().to_string();
-    let mut file = std::fs::File::open(path).map_err(|source| ReadError { path: name.clone(), source })?;
+    let mut file = std::fs::File::open(path).map_err(|source| ReadError {
+        path: name.clone(),
+        source,
+    })?;
     // Read one byte past the limit, so an oversized file is detected without loading it whole.
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, MAX_FILE_BYTES as u64 + 1), &mut bytes)
-        .map_err(|source| ReadError { path: name.clone(), source })?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&mut file, MAX_FILE_BYTES as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(|source| ReadError {
+        path: name.clone(),
+        source,
+    })?;
     Ok((name, bytes))
 }
 
@@ -71,33 +80,57 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<StackFile, Report> {
     };
     let (root, mut diagnostics) = yaml::parse(&source);
     let Some(root) = root else {
-        return Err(Report { source, diagnostics });
+        return Err(Report {
+            source,
+            diagnostics,
+        });
     };
     diagnostics.extend(schema::check(&root, schema::Against::Document).diagnostics);
     let file = StackFile { source, root };
     // The base and each environment, resolved: schema again (an override can
     // break what the base had right) and the cross-field rules.
-    for env in std::iter::once(None).chain(file.environment_names().into_iter().map(Some)) {
-        diagnostics.extend(file.check_environment(env.as_deref()));
+    // What only an environment gets wrong says which environment it is.
+    let base = file.check_environment(None);
+    for env in file.environment_names() {
+        for mut d in file.check_environment(Some(&env)) {
+            if !base.contains(&d) && !diagnostics.contains(&d) {
+                d.message = format!("{} (environment \"{env}\")", d.message);
+                diagnostics.push(d);
+            }
+        }
     }
+    diagnostics.extend(base);
     if diagnostics.is_empty() {
         Ok(file)
     } else {
         diagnostics.sort();
         diagnostics.dedup();
-        Err(Report { source: file.source, diagnostics })
+        Err(Report {
+            source: file.source,
+            diagnostics,
+        })
     }
 }
 
 fn decode(name: &str, bytes: &[u8]) -> Result<SourceText, Box<Report>> {
-    let lossy = || SourceText::new(name, String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_FILE_BYTES)]).into_owned());
+    let lossy = || {
+        SourceText::new(
+            name,
+            String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_FILE_BYTES)]).into_owned(),
+        )
+    };
     if bytes.len() > MAX_FILE_BYTES {
         let source = lossy();
         let at = source.span_at(1, 0, 0);
         return Err(Box::new(Report {
             source,
-            diagnostics: vec![Diagnostic::new(at, format!("the file is larger than {} KiB", MAX_FILE_BYTES / 1024))
-                .with_hint("a stack file is a few KB of YAML; is this the right file?")],
+            diagnostics: vec![
+                Diagnostic::new(
+                    at,
+                    format!("the file is larger than {} KiB", MAX_FILE_BYTES / 1024),
+                )
+                .with_hint("a stack file is a few KB of YAML; is this the right file?"),
+            ],
         }));
     }
     match std::str::from_utf8(bytes) {
@@ -106,7 +139,9 @@ fn decode(name: &str, bytes: &[u8]) -> Result<SourceText, Box<Report>> {
             let valid = &bytes[..e.valid_up_to()];
             let line = 1 + valid.iter().filter(|b| **b == b'\n').count();
             let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let col = String::from_utf8_lossy(&valid[line_start..]).chars().count();
+            let col = String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count();
             let source = lossy();
             let at = source.span_at(line, col, 1);
             Err(Box::new(Report {
@@ -165,7 +200,10 @@ impl StackFile {
         {
             let names = self.environment_names();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let at = self.root.lookup_key([], "environments").map_or(self.root.span, |k| k.span);
+            let at = self
+                .root
+                .lookup_key([], "environments")
+                .map_or(self.root.span, |k| k.span);
             let hint = match schema::nearest(env, &refs) {
                 Some(best) => format!("did you mean \"{best}\"?"),
                 None if refs.is_empty() => "this file defines no environments".to_string(),
@@ -173,15 +211,24 @@ impl StackFile {
             };
             return Err(Report {
                 source: self.source.clone(),
-                diagnostics: vec![Diagnostic::new(at, format!("no environment \"{env}\" in this file")).with_hint(hint)],
+                diagnostics: vec![
+                    Diagnostic::new(at, format!("no environment \"{env}\" in this file"))
+                        .with_hint(hint),
+                ],
             });
         }
         let merged = self.merged(env);
         let stack = serde_json::from_value::<Stack>(merged.to_json()).map_err(|e| Report {
             source: self.source.clone(),
-            diagnostics: vec![Diagnostic::new(merged.span, format!("cannot read the stack: {e}"))],
+            diagnostics: vec![Diagnostic::new(
+                merged.span,
+                format!("cannot read the stack: {e}"),
+            )],
         })?;
-        Ok(Resolved { stack, environment: env.map(str::to_string) })
+        Ok(Resolved {
+            stack,
+            environment: env.map(str::to_string),
+        })
     }
 }
 
@@ -200,7 +247,10 @@ fn merge(base: Node, overlay: &Node) -> Node {
                     None => entries.push((key.clone(), value.clone())),
                 }
             }
-            Node { span: base.span, value: Value::Map(entries) }
+            Node {
+                span: base.span,
+                value: Value::Map(entries),
+            }
         }
         _ => overlay.clone(),
     }

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Stack {
     /// Stack name: lowercase letters, digits and hyphens, starting with a letter. Names every resource.
-    #[schemars(length(min = 3, max = 24), regex(pattern = r"^[a-z][a-z0-9-]*[a-z0-9]$"))]
+    #[schemars(
+        length(min = 3, max = 24),
+        regex(pattern = r"^[a-z][a-z0-9-]*[a-z0-9]$")
+    )]
     pub name: String,
     /// AWS region, such as us-east-1.
     #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"))]
@@ -83,7 +86,12 @@ pub struct StreamSpec {
 
 impl Default for StreamSpec {
     fn default() -> Self {
-        Self { mode: CapacityMode::Provisioned, shards: None, retention_hours: 24, encryption: Encryption::AwsManaged }
+        Self {
+            mode: CapacityMode::Provisioned,
+            shards: None,
+            retention_hours: 24,
+            encryption: Encryption::AwsManaged,
+        }
     }
 }
 
@@ -116,7 +124,10 @@ pub struct BufferSpec {
 
 impl Default for BufferSpec {
     fn default() -> Self {
-        Self { size_mb: 5, interval_s: 300 }
+        Self {
+            size_mb: 5,
+            interval_s: 300,
+        }
     }
 }
 
@@ -172,7 +183,10 @@ pub enum BillingMode {
 #[serde(deny_unknown_fields, default)]
 pub struct TableSpec {
     /// Name of the partition key attribute (a string holding the tweet id).
-    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"))]
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    )]
     pub partition_key: String,
     /// `on-demand` (pay per request) or `provisioned` (set read_capacity and write_capacity).
     pub billing: BillingMode,
@@ -181,7 +195,10 @@ pub struct TableSpec {
     #[schemars(range(min = 1, max = 40000))]
     pub write_capacity: Option<u32>,
     /// Attribute holding each item's expiry time (epoch seconds); DynamoDB deletes expired items.
-    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"))]
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    )]
     pub ttl_attribute: Option<String>,
     /// How long the processor keeps a tweet before it expires (needs ttl_attribute).
     #[schemars(range(min = 1, max = 36500))]
@@ -230,7 +247,8 @@ pub struct HostSpec {
     pub volume_gb: u32,
 }
 
-pub const DEFAULT_AMI: &str = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+pub const DEFAULT_AMI: &str =
+    "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
 impl Default for HostSpec {
     fn default() -> Self {
@@ -359,7 +377,11 @@ pub struct BatchSpec {
 
 impl Default for BatchSpec {
     fn default() -> Self {
-        Self { put_records: 500, get_records: 10_000, write_items: 25 }
+        Self {
+            put_records: 500,
+            get_records: 10_000,
+            write_items: 25,
+        }
     }
 }
 
@@ -389,6 +411,13 @@ pub struct AlarmsSpec {
 
 impl Default for AlarmsSpec {
     fn default() -> Self {
-        Self { iterator_age_s: 60, archive_freshness_s: 900, dead_letters: 1, throttles: 10, heartbeat_s: 300, email: None }
+        Self {
+            iterator_age_s: 60,
+            archive_freshness_s: 900,
+            dead_letters: 1,
+            throttles: 10,
+            heartbeat_s: 300,
+            email: None,
+        }
     }
 }

@@ -12,7 +12,10 @@ const ACCOUNT_ID_LEN: usize = 12;
 /// Where a path is in the file: the node itself, or its nearest ancestor
 /// present (defaults have no place of their own).
 fn at(tree: &Node, path: &[&str]) -> Span {
-    (0..=path.len()).rev().find_map(|n| tree.lookup(path[..n].iter().copied())).map_or(tree.span, |node| node.span)
+    (0..=path.len())
+        .rev()
+        .find_map(|n| tree.lookup(path[..n].iter().copied()))
+        .map_or(tree.span, |node| node.span)
 }
 
 /// The archive bucket's name, which must be globally unique: the stack name,
@@ -24,7 +27,10 @@ pub fn bucket_name_length(stack_name: &str, region: &str) -> usize {
 
 /// Firehose prefix expression namespaces that work without dynamic partitioning.
 fn prefix_expressions(prefix: &str) -> Vec<&str> {
-    prefix.match_indices("!{").filter_map(|(i, _)| prefix[i + 2..].split_once('}').map(|(expr, _)| expr)).collect()
+    prefix
+        .match_indices("!{")
+        .filter_map(|(i, _)| prefix[i + 2..].split_once('}').map(|(expr, _)| expr))
+        .collect()
 }
 
 pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
@@ -44,8 +50,11 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
 
     if stack.stream.mode == CapacityMode::OnDemand && stack.stream.shards.is_some() {
         out.push(
-            Diagnostic::new(at(tree, &["stream", "shards"]), "`shards` applies only to a provisioned stream")
-                .with_hint("remove `shards`, or set `mode: provisioned`"),
+            Diagnostic::new(
+                at(tree, &["stream", "shards"]),
+                "`shards` applies only to a provisioned stream",
+            )
+            .with_hint("remove `shards`, or set `mode: provisioned`"),
         );
     }
 
@@ -56,7 +65,10 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
         out.push(
             Diagnostic::new(
                 at(tree, &["alarms", "iterator_age_s"]),
-                format!("this alarm can never fire: records expire after {} h ({retention_s} s)", stack.stream.retention_hours),
+                format!(
+                    "this alarm can never fire: records expire after {} h ({retention_s} s)",
+                    stack.stream.retention_hours
+                ),
             )
             .with_hint("pick a threshold well below stream.retention_hours, such as a few minutes"),
         );
@@ -78,11 +90,18 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
     }
 
     let archive = &stack.archive;
-    for (field, prefix) in [("prefix", &archive.prefix), ("error_prefix", &archive.error_prefix), ("dead_letter_prefix", &archive.dead_letter_prefix)] {
+    for (field, prefix) in [
+        ("prefix", &archive.prefix),
+        ("error_prefix", &archive.error_prefix),
+        ("dead_letter_prefix", &archive.dead_letter_prefix),
+    ] {
         if prefix.starts_with('/') {
             out.push(
-                Diagnostic::new(at(tree, &["archive", field]), format!("`{field}` must not start with \"/\""))
-                    .with_hint("S3 keys have no leading slash; it would create an empty-named folder"),
+                Diagnostic::new(
+                    at(tree, &["archive", field]),
+                    format!("`{field}` must not start with \"/\""),
+                )
+                .with_hint("S3 keys have no leading slash; it would create an empty-named folder"),
             );
         }
         for expr in prefix_expressions(prefix) {
@@ -100,38 +119,61 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
             }
         }
     }
-    if !prefix_expressions(&archive.prefix).is_empty() && !archive.error_prefix.contains("!{firehose:error-output-type}") {
+    if !prefix_expressions(&archive.prefix).is_empty()
+        && !archive
+            .error_prefix
+            .contains("!{firehose:error-output-type}")
+    {
         out.push(
             Diagnostic::new(at(tree, &["archive", "error_prefix"]), "`error_prefix` must contain !{firehose:error-output-type} when `prefix` uses expressions")
                 .with_hint("Firehose rejects the delivery stream otherwise, e.g. errors/!{firehose:error-output-type}/"),
         );
     }
     let raw_static = archive.prefix.split("!{").next().unwrap_or_default();
-    if (!raw_static.is_empty() && archive.dead_letter_prefix.starts_with(raw_static)) || archive.prefix.starts_with(&archive.dead_letter_prefix) {
+    if (!raw_static.is_empty() && archive.dead_letter_prefix.starts_with(raw_static))
+        || archive.prefix.starts_with(&archive.dead_letter_prefix)
+    {
         out.push(
-            Diagnostic::new(at(tree, &["archive", "dead_letter_prefix"]), "dead letters would land inside the raw archive prefix")
-                .with_hint("give dead letters a prefix of their own, such as dead-letters/"),
+            Diagnostic::new(
+                at(tree, &["archive", "dead_letter_prefix"]),
+                "dead letters would land inside the raw archive prefix",
+            )
+            .with_hint("give dead letters a prefix of their own, such as dead-letters/"),
         );
     }
 
     let table = &stack.table;
     match table.billing {
         BillingMode::Provisioned => {
-            for (field, value) in [("read_capacity", table.read_capacity), ("write_capacity", table.write_capacity)] {
+            for (field, value) in [
+                ("read_capacity", table.read_capacity),
+                ("write_capacity", table.write_capacity),
+            ] {
                 if value.is_none() {
                     out.push(
-                        Diagnostic::new(at(tree, &["table", "billing"]), format!("provisioned billing needs `table.{field}`"))
-                            .with_hint("set read_capacity and write_capacity, or use billing: on-demand"),
+                        Diagnostic::new(
+                            at(tree, &["table", "billing"]),
+                            format!("provisioned billing needs `table.{field}`"),
+                        )
+                        .with_hint(
+                            "set read_capacity and write_capacity, or use billing: on-demand",
+                        ),
                     );
                 }
             }
         }
         BillingMode::OnDemand => {
-            for (field, value) in [("read_capacity", table.read_capacity), ("write_capacity", table.write_capacity)] {
+            for (field, value) in [
+                ("read_capacity", table.read_capacity),
+                ("write_capacity", table.write_capacity),
+            ] {
                 if value.is_some() {
                     out.push(
-                        Diagnostic::new(at(tree, &["table", field]), format!("`{field}` applies only to provisioned billing"))
-                            .with_hint("remove it, or set `billing: provisioned`"),
+                        Diagnostic::new(
+                            at(tree, &["table", field]),
+                            format!("`{field}` applies only to provisioned billing"),
+                        )
+                        .with_hint("remove it, or set `billing: provisioned`"),
                     );
                 }
             }
@@ -139,28 +181,52 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
     }
     if table.ttl_days.is_some() && table.ttl_attribute.is_none() {
         out.push(
-            Diagnostic::new(at(tree, &["table", "ttl_days"]), "`ttl_days` needs `ttl_attribute`")
-                .with_hint("name the attribute DynamoDB expires items by, e.g. ttl_attribute: expires_at"),
+            Diagnostic::new(
+                at(tree, &["table", "ttl_days"]),
+                "`ttl_days` needs `ttl_attribute`",
+            )
+            .with_hint(
+                "name the attribute DynamoDB expires items by, e.g. ttl_attribute: expires_at",
+            ),
         );
     }
     if table.ttl_attribute.as_deref() == Some(table.partition_key.as_str()) {
-        out.push(Diagnostic::new(at(tree, &["table", "ttl_attribute"]), "the TTL attribute cannot be the partition key"));
+        out.push(Diagnostic::new(
+            at(tree, &["table", "ttl_attribute"]),
+            "the TTL attribute cannot be the partition key",
+        ));
     }
 
     let host = &stack.host;
-    if host.vpc_id.is_some() != !host.subnet_ids.is_empty() {
+    let own_network = (host.vpc_id.is_some(), !host.subnet_ids.is_empty());
+    if own_network.0 != own_network.1 {
         out.push(
-            Diagnostic::new(at(tree, &["host"]), "`host.vpc_id` and `host.subnet_ids` go together")
-                .with_hint("give both (your own network) or neither (the account's default VPC)"),
+            Diagnostic::new(
+                at(tree, &["host"]),
+                "`host.vpc_id` and `host.subnet_ids` go together",
+            )
+            .with_hint("give both (your own network) or neither (the account's default VPC)"),
         );
     }
 
     if let Some(source) = &stack.processor.source {
-        let chosen = [source.x_api.is_some(), source.replay.is_some(), source.synthetic.is_some()].iter().filter(|c| **c).count();
+        let chosen = [
+            source.x_api.is_some(),
+            source.replay.is_some(),
+            source.synthetic.is_some(),
+        ]
+        .iter()
+        .filter(|c| **c)
+        .count();
         if chosen != 1 {
             out.push(
-                Diagnostic::new(at(tree, &["processor", "source"]), format!("a source needs exactly one of x_api, replay, synthetic; found {chosen}"))
-                    .with_hint("remove `source` altogether when records come from another producer"),
+                Diagnostic::new(
+                    at(tree, &["processor", "source"]),
+                    format!(
+                        "a source needs exactly one of x_api, replay, synthetic; found {chosen}"
+                    ),
+                )
+                .with_hint("remove `source` altogether when records come from another producer"),
             );
         }
         if let Some(x) = &source.x_api {
@@ -168,7 +234,10 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
             for (i, rule) in x.rules.iter().enumerate() {
                 if !seen.insert(rule.value()) {
                     out.push(Diagnostic::new(
-                        at(tree, &["processor", "source", "x_api", "rules", &i.to_string()]),
+                        at(
+                            tree,
+                            &["processor", "source", "x_api", "rules", &i.to_string()],
+                        ),
                         format!("rule \"{}\" is listed twice", rule.value()),
                     ));
                 }

@@ -21,7 +21,9 @@ pub const ENVIRONMENT_NAME_PATTERN: &str = "^[a-z][a-z0-9]{0,11}$";
 pub fn stack_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        let generator = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true).into_generator();
+        let generator = SchemaSettings::draft2020_12()
+            .with(|s| s.inline_subschemas = true)
+            .into_generator();
         generator.into_root_schema_for::<Stack>().to_value()
     })
 }
@@ -72,8 +74,14 @@ fn strip_required(schema: &mut Value) {
 fn compiled(schema: &'static Value) -> &'static Validator {
     static DOCUMENT: OnceLock<Validator> = OnceLock::new();
     static STACK: OnceLock<Validator> = OnceLock::new();
-    let cell = if std::ptr::eq(schema, document_schema()) { &DOCUMENT } else { &STACK };
-    cell.get_or_init(|| jsonschema::draft202012::new(schema).expect("the generated schema is valid JSON Schema"))
+    let cell = if std::ptr::eq(schema, document_schema()) {
+        &DOCUMENT
+    } else {
+        &STACK
+    };
+    cell.get_or_init(|| {
+        jsonschema::draft202012::new(schema).expect("the generated schema is valid JSON Schema")
+    })
 }
 
 /// Which schema to check a tree against.
@@ -108,7 +116,11 @@ pub fn check(root: &Node, against: Against) -> Checked {
         let path = segments(error.instance_path());
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
-                offending.extend(unexpected.iter().map(|key| path.iter().cloned().chain([key.clone()]).collect()));
+                offending.extend(
+                    unexpected
+                        .iter()
+                        .map(|key| path.iter().cloned().chain([key.clone()]).collect()),
+                );
             }
             // A missing key cannot be pruned; defaults may or may not cover it.
             ValidationErrorKind::Required { .. } => {}
@@ -119,11 +131,16 @@ pub fn check(root: &Node, against: Against) -> Checked {
     for path in offending {
         remove(&mut pruned, &path);
     }
-    Checked { diagnostics, pruned }
+    Checked {
+        diagnostics,
+        pruned,
+    }
 }
 
 fn remove(value: &mut Value, path: &[String]) {
-    let Some((last, parent)) = path.split_last() else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
     let mut node = value;
     for seg in parent {
         node = match node {
@@ -176,9 +193,16 @@ fn keyword_parent<'s>(schema: &'s Value, error: &ValidationError<'_>) -> Option<
 fn describe(error: &ValidationError<'_>, root: &Node, schema: &Value, out: &mut Vec<Diagnostic>) {
     let path = segments(error.instance_path());
     let node = root.lookup(path.iter().map(String::as_str)).unwrap_or(root);
-    let field = path.iter().rev().find(|s| s.parse::<usize>().is_err()).map_or("the stack file".to_string(), |s| format!("`{s}`"));
+    let field = path
+        .iter()
+        .rev()
+        .find(|s| s.parse::<usize>().is_err())
+        .map_or("the stack file".to_string(), |s| format!("`{s}`"));
     let sub = keyword_parent(schema, error);
-    let description = sub.and_then(|s| s.get("description")).and_then(Value::as_str).map(str::to_string);
+    let description = sub
+        .and_then(|s| s.get("description"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let shown = show(error.instance());
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -188,7 +212,9 @@ fn describe(error: &ValidationError<'_>, root: &Node, schema: &Value, out: &mut 
                 .map(|p| p.keys().map(String::as_str).collect())
                 .unwrap_or_default();
             for key in unexpected {
-                let span = root.lookup_key(path.iter().map(String::as_str), key).map_or(node.span, |k| k.span);
+                let span = root
+                    .lookup_key(path.iter().map(String::as_str), key)
+                    .map_or(node.span, |k| k.span);
                 let hint = match nearest(key, &allowed) {
                     Some(best) => format!("did you mean \"{best}\"?"),
                     None if allowed.is_empty() => "remove it".to_string(),
@@ -206,65 +232,123 @@ fn describe(error: &ValidationError<'_>, root: &Node, schema: &Value, out: &mut 
                 .and_then(Value::as_str)
                 .map(str::to_string);
             out.push(
-                Diagnostic::new(node.span, format!("missing required key \"{property}\"")).with_optional_hint(sub_description),
+                Diagnostic::new(node.span, format!("missing required key \"{property}\""))
+                    .with_optional_hint(sub_description),
             );
         }
         ValidationErrorKind::Type { .. } => {
-            let expected = sub.and_then(|s| s.get("type")).map(expected_types).unwrap_or_else(|| "another type".into());
+            let expected = sub
+                .and_then(|s| s.get("type"))
+                .map(expected_types)
+                .unwrap_or_else(|| "another type".into());
             let hint = match (node.value.clone(), expected.as_str()) {
                 (super::yaml::Value::Str(s), e) if e.contains("boolean") && is_yaml11_bool(&s) => {
-                    Some(format!("YAML 1.2 reads `{s}` as a string: write true or false"))
+                    Some(format!(
+                        "YAML 1.2 reads `{s}` as a string: write true or false"
+                    ))
                 }
-                (super::yaml::Value::Str(s), e) if (e.contains("integer") || e.contains("number")) && s.trim().parse::<f64>().is_ok() => {
+                (super::yaml::Value::Str(s), e)
+                    if (e.contains("integer") || e.contains("number"))
+                        && s.trim().parse::<f64>().is_ok() =>
+                {
                     Some("remove the quotes around the number".into())
                 }
                 _ => description,
             };
             out.push(
-                Diagnostic::new(node.span, format!("{field} must be {expected}, found {}", node.type_name())).with_optional_hint(hint),
+                Diagnostic::new(
+                    node.span,
+                    format!("{field} must be {expected}, found {}", node.type_name()),
+                )
+                .with_optional_hint(hint),
             );
         }
         ValidationErrorKind::Enum { options } => {
-            let names: Vec<&str> = options.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let names: Vec<&str> = options
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             let value = error.instance().as_str().unwrap_or_default();
             let hint = match nearest(value, &names) {
                 Some(best) => format!("did you mean \"{best}\"?"),
                 None => format!("expected one of: {}", names.join(", ")),
             };
-            out.push(Diagnostic::new(node.span, format!("{shown} is not a valid value for {field}")).with_hint(hint));
-        }
-        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
             out.push(
-                Diagnostic::new(node.span, format!("{field} is {shown}, below the minimum of {limit}")).with_optional_hint(description),
+                Diagnostic::new(
+                    node.span,
+                    format!("{shown} is not a valid value for {field}"),
+                )
+                .with_hint(hint),
             );
         }
-        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => {
             out.push(
-                Diagnostic::new(node.span, format!("{field} is {shown}, above the maximum of {limit}")).with_optional_hint(description),
+                Diagnostic::new(
+                    node.span,
+                    format!("{field} is {shown}, below the minimum of {limit}"),
+                )
+                .with_optional_hint(description),
+            );
+        }
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => {
+            out.push(
+                Diagnostic::new(
+                    node.span,
+                    format!("{field} is {shown}, above the maximum of {limit}"),
+                )
+                .with_optional_hint(description),
             );
         }
         ValidationErrorKind::Pattern { .. } => {
-            out.push(Diagnostic::new(node.span, format!("{shown} is not a valid {field}")).with_optional_hint(description));
+            out.push(
+                Diagnostic::new(node.span, format!("{shown} is not a valid {field}"))
+                    .with_optional_hint(description),
+            );
         }
         ValidationErrorKind::MinLength { limit } => {
-            out.push(Diagnostic::new(node.span, format!("{field} is too short: at least {limit} characters")).with_optional_hint(description));
+            out.push(
+                Diagnostic::new(
+                    node.span,
+                    format!("{field} is too short: at least {limit} characters"),
+                )
+                .with_optional_hint(description),
+            );
         }
         ValidationErrorKind::MaxLength { limit } => {
-            out.push(Diagnostic::new(node.span, format!("{field} is too long: at most {limit} characters")).with_optional_hint(description));
+            out.push(
+                Diagnostic::new(
+                    node.span,
+                    format!("{field} is too long: at most {limit} characters"),
+                )
+                .with_optional_hint(description),
+            );
         }
         ValidationErrorKind::MinItems { limit } => {
-            out.push(Diagnostic::new(node.span, format!("{field} needs at least {limit} item(s)")).with_optional_hint(description));
+            out.push(
+                Diagnostic::new(node.span, format!("{field} needs at least {limit} item(s)"))
+                    .with_optional_hint(description),
+            );
         }
         ValidationErrorKind::MaxItems { limit } => {
-            out.push(Diagnostic::new(node.span, format!("{field} takes at most {limit} items")).with_optional_hint(description));
+            out.push(
+                Diagnostic::new(node.span, format!("{field} takes at most {limit} items"))
+                    .with_optional_hint(description),
+            );
         }
         ValidationErrorKind::MaxProperties { limit } => {
-            out.push(Diagnostic::new(node.span, format!("{field} takes at most {limit} entries")).with_optional_hint(description));
+            out.push(
+                Diagnostic::new(node.span, format!("{field} takes at most {limit} entries"))
+                    .with_optional_hint(description),
+            );
         }
         ValidationErrorKind::PropertyNames { error: inner } => {
             // Only environment names are constrained this way.
             let name = inner.instance().as_str().unwrap_or_default().to_string();
-            let span = root.lookup_key(path.iter().map(String::as_str), &name).map_or(node.span, |k| k.span);
+            let span = root
+                .lookup_key(path.iter().map(String::as_str), &name)
+                .map_or(node.span, |k| k.span);
             out.push(
                 Diagnostic::new(span, format!("\"{name}\" is not a valid environment name"))
                     .with_hint("lowercase letters and digits, starting with a letter, at most 12 characters (it becomes part of AWS resource names)"),
@@ -274,7 +358,12 @@ fn describe(error: &ValidationError<'_>, root: &Node, schema: &Value, out: &mut 
             // `Option<T>` fields are `anyOf [T, null]`: report why the value is not a T.
             let branch = context
                 .iter()
-                .find(|errs| !errs.iter().all(|e| matches!(e.kind(), ValidationErrorKind::Type { .. }) && e.instance_path() == error.instance_path()))
+                .find(|errs| {
+                    !errs.iter().all(|e| {
+                        matches!(e.kind(), ValidationErrorKind::Type { .. })
+                            && e.instance_path() == error.instance_path()
+                    })
+                })
                 .or_else(|| context.first());
             match branch {
                 Some(errs) if !errs.is_empty() && !node_is_null(node) => {
@@ -282,10 +371,16 @@ fn describe(error: &ValidationError<'_>, root: &Node, schema: &Value, out: &mut 
                         describe(e, root, schema, out);
                     }
                 }
-                _ => out.push(Diagnostic::new(node.span, format!("{field} has the wrong shape")).with_optional_hint(description)),
+                _ => out.push(
+                    Diagnostic::new(node.span, format!("{field} has the wrong shape"))
+                        .with_optional_hint(description),
+                ),
             }
         }
-        _ => out.push(Diagnostic::new(node.span, format!("{field}: {}", error.masked()))),
+        _ => out.push(Diagnostic::new(
+            node.span,
+            format!("{field}: {}", error.masked()),
+        )),
     }
 }
 
@@ -294,7 +389,10 @@ fn node_is_null(node: &Node) -> bool {
 }
 
 fn is_yaml11_bool(s: &str) -> bool {
-    matches!(s.to_ascii_lowercase().as_str(), "yes" | "no" | "on" | "off" | "y" | "n")
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "yes" | "no" | "on" | "off" | "y" | "n"
+    )
 }
 
 fn expected_types(types: &Value) -> String {
@@ -310,7 +408,13 @@ fn expected_types(types: &Value) -> String {
     };
     match types {
         Value::String(t) => article(t).to_string(),
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").map(article).collect::<Vec<_>>().join(" or "),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .map(article)
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => "another type".into(),
     }
 }
@@ -320,7 +424,11 @@ fn show(value: &Value) -> String {
         Value::String(s) => format!("\"{s}\""),
         other => {
             let text = other.to_string();
-            if text.len() > 40 { format!("{}...", &text[..40]) } else { text }
+            if text.len() > 40 {
+                format!("{}...", &text[..40])
+            } else {
+                text
+            }
         }
     }
 }

@@ -6,7 +6,6 @@
 //! duplicate keys) while reporting those as located errors instead of
 //! failing on the first one or silently keeping the last duplicate.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span as YamlSpan, Tag};
@@ -49,7 +48,10 @@ impl Node {
         let mut node = self;
         for segment in path {
             node = match &node.value {
-                Value::Map(entries) => entries.iter().find(|(k, _)| k.name == segment).map(|(_, v)| v)?,
+                Value::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.name == segment)
+                    .map(|(_, v)| v)?,
                 Value::Seq(items) => items.get(segment.parse::<usize>().ok()?)?,
                 _ => return None,
             };
@@ -58,7 +60,11 @@ impl Node {
     }
 
     /// The key node under which `path` is stored (for "unknown key" errors).
-    pub fn lookup_key<'a>(&self, parent: impl IntoIterator<Item = &'a str>, key: &str) -> Option<&Key> {
+    pub fn lookup_key<'a>(
+        &self,
+        parent: impl IntoIterator<Item = &'a str>,
+        key: &str,
+    ) -> Option<&Key> {
         match &self.lookup(parent)?.value {
             Value::Map(entries) => entries.iter().map(|(k, _)| k).find(|k| k.name == key),
             _ => None,
@@ -79,7 +85,12 @@ impl Node {
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 
@@ -106,21 +117,42 @@ impl Node {
 }
 
 enum Frame {
-    Seq { span: Span, anchor: usize, items: Vec<Node> },
-    Map { span: Span, anchor: usize, entries: Vec<(Key, Node)>, pending: Option<Key>, seen: HashMap<String, Span> },
+    Seq {
+        span: Span,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        span: Span,
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        pending: Option<Key>,
+        seen: HashMap<String, Span>,
+    },
 }
 
 /// Parses one YAML document. Returns the tree (when the syntax allowed one)
 /// and every problem found on the way.
 pub fn parse(src: &SourceText) -> (Option<Node>, Vec<Diagnostic>) {
-    let mut builder = Builder { src, stack: Vec::new(), anchors: HashMap::new(), nodes: 0, diagnostics: Vec::new(), root: None, documents: 0 };
+    let mut builder = Builder {
+        src,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        nodes: 0,
+        diagnostics: Vec::new(),
+        root: None,
+        documents: 0,
+    };
     let mut parser = Parser::new_from_str(src.text());
     loop {
         match parser.next_event() {
             None => break,
             Some(Err(e)) => {
                 let span = src.span_at(e.marker().line(), e.marker().col(), 1);
-                builder.diagnostics.push(Diagnostic::new(span, format!("YAML syntax error: {}", e.info())));
+                builder.diagnostics.push(Diagnostic::new(
+                    span,
+                    format!("YAML syntax error: {}", e.info()),
+                ));
                 return (None, builder.diagnostics);
             }
             Some(Ok((event, span))) => {
@@ -131,7 +163,10 @@ pub fn parse(src: &SourceText) -> (Option<Node>, Vec<Diagnostic>) {
             }
         }
     }
-    let root = builder.root.take().unwrap_or(Node { span: src.span_at(1, 0, 0), value: Value::Null });
+    let root = builder.root.take().unwrap_or(Node {
+        span: src.span_at(1, 0, 0),
+        value: Value::Null,
+    });
     (Some(root), builder.diagnostics)
 }
 
@@ -162,38 +197,68 @@ impl Builder<'_> {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    return Err(Diagnostic::new(self.start(&span.start), "a stack file holds exactly one YAML document")
-                        .with_hint("remove the second `---` and what follows, or split it into its own file"));
+                    return Err(Diagnostic::new(
+                        self.start(&span.start),
+                        "a stack file holds exactly one YAML document",
+                    )
+                    .with_hint(
+                        "remove the second `---` and what follows, or split it into its own file",
+                    ));
                 }
                 Ok(())
             }
             Event::Alias(id) => {
                 let at = self.span(&span);
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| Diagnostic::new(at, "alias to an unknown anchor"))?;
+                let node = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| Diagnostic::new(at, "alias to an unknown anchor"))?;
                 self.charge(node.size(), at)?;
-                let node = Node { span: at, value: node.value };
+                let node = Node {
+                    span: at,
+                    value: node.value,
+                };
                 self.push_node(node, at)
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let at = self.span(&span);
                 self.charge(1, at)?;
-                let value = resolve_scalar(&text, style, tag.as_deref()).map_err(|msg| Diagnostic::new(at, msg))?;
+                let value = resolve_scalar(&text, style, tag.as_deref())
+                    .map_err(|msg| Diagnostic::new(at, msg))?;
                 let node = Node { span: at, value };
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
                 }
                 self.push_node(node, at)
             }
-            Event::SequenceStart(anchor, tag) => {
-                self.open(&span, anchor, tag.as_deref(), false)
-            }
-            Event::MappingStart(anchor, tag) => {
-                self.open(&span, anchor, tag.as_deref(), true)
-            }
+            Event::SequenceStart(anchor, tag) => self.open(&span, anchor, tag.as_deref(), false),
+            Event::MappingStart(anchor, tag) => self.open(&span, anchor, tag.as_deref(), true),
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
-                    Some(Frame::Seq { span, anchor, items }) => (Node { span, value: Value::Seq(items) }, anchor),
-                    Some(Frame::Map { span, anchor, entries, .. }) => (Node { span, value: Value::Map(entries) }, anchor),
+                    Some(Frame::Seq {
+                        span,
+                        anchor,
+                        items,
+                    }) => (
+                        Node {
+                            span,
+                            value: Value::Seq(items),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        span,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (
+                        Node {
+                            span,
+                            value: Value::Map(entries),
+                        },
+                        anchor,
+                    ),
                     None => return Ok(()),
                 };
                 let (node, anchor) = node;
@@ -206,7 +271,13 @@ impl Builder<'_> {
         }
     }
 
-    fn open(&mut self, span: &YamlSpan, anchor: usize, tag: Option<&Tag>, is_map: bool) -> Result<(), Diagnostic> {
+    fn open(
+        &mut self,
+        span: &YamlSpan,
+        anchor: usize,
+        tag: Option<&Tag>,
+        is_map: bool,
+    ) -> Result<(), Diagnostic> {
         let at = self.start(&span.start);
         if let Some(tag) = tag
             && !tag.is_yaml_core_schema()
@@ -214,17 +285,33 @@ impl Builder<'_> {
             return Err(unsupported_tag(at, tag));
         }
         if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
-            return Err(Diagnostic::new(at, "a mapping key must be a plain string, not a list or mapping"));
+            return Err(Diagnostic::new(
+                at,
+                "a mapping key must be a plain string, not a list or mapping",
+            ));
         }
         if self.stack.len() >= MAX_DEPTH {
-            return Err(Diagnostic::new(at, format!("nesting deeper than {MAX_DEPTH} levels"))
-                .with_hint("a stack file needs only a few levels; this looks like the wrong file"));
+            return Err(
+                Diagnostic::new(at, format!("nesting deeper than {MAX_DEPTH} levels")).with_hint(
+                    "a stack file needs only a few levels; this looks like the wrong file",
+                ),
+            );
         }
         self.charge(1, at)?;
         self.stack.push(if is_map {
-            Frame::Map { span: at, anchor, entries: Vec::new(), pending: None, seen: HashMap::new() }
+            Frame::Map {
+                span: at,
+                anchor,
+                entries: Vec::new(),
+                pending: None,
+                seen: HashMap::new(),
+            }
         } else {
-            Frame::Seq { span: at, anchor, items: Vec::new() }
+            Frame::Seq {
+                span: at,
+                anchor,
+                items: Vec::new(),
+            }
         });
         Ok(())
     }
@@ -244,7 +331,12 @@ impl Builder<'_> {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending, seen, .. }) => match pending.take() {
+            Some(Frame::Map {
+                entries,
+                pending,
+                seen,
+                ..
+            }) => match pending.take() {
                 Some(key) => {
                     if let Some(first) = seen.get(&key.name) {
                         let first = *first;
@@ -265,7 +357,10 @@ impl Builder<'_> {
                         Value::Int(i) => i.to_string(),
                         Value::Float(f) => f.to_string(),
                         Value::Seq(_) | Value::Map(_) => {
-                            return Err(Diagnostic::new(at, "a mapping key must be a plain string, not a list or mapping"));
+                            return Err(Diagnostic::new(
+                                at,
+                                "a mapping key must be a plain string, not a list or mapping",
+                            ));
                         }
                     };
                     *pending = Some(Key { name, span: at });
@@ -284,22 +379,31 @@ fn unsupported_tag(at: Span, tag: &Tag) -> Diagnostic {
 /// Resolves a scalar by the YAML 1.2 core schema: quoted scalars are strings,
 /// plain ones may be null, booleans, integers or floats. (YAML 1.1's `yes`/`no`
 /// stay strings, so the schema check can flag them with a hint.)
-fn resolve_scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
     if let Some(tag) = tag {
         if !tag.is_yaml_core_schema() {
-            return Err(format!("YAML tag `{}{}` is not supported in a stack file", tag.handle, tag.suffix));
+            return Err(format!(
+                "YAML tag `{}{}` is not supported in a stack file",
+                tag.handle, tag.suffix
+            ));
         }
         return match tag.suffix.as_str() {
             "str" => Ok(Value::Str(text.to_string())),
             "null" => Ok(Value::Null),
-            "bool" => plain_scalar(text).filter(|v| matches!(v, Value::Bool(_))).ok_or_else(|| format!("`{text}` is not a boolean")),
-            "int" => plain_scalar(text).filter(|v| matches!(v, Value::Int(_))).ok_or_else(|| format!("`{text}` is not an integer")),
+            "bool" => plain_scalar(text)
+                .filter(|v| matches!(v, Value::Bool(_)))
+                .ok_or_else(|| format!("`{text}` is not a boolean")),
+            "int" => plain_scalar(text)
+                .filter(|v| matches!(v, Value::Int(_)))
+                .ok_or_else(|| format!("`{text}` is not an integer")),
             "float" => match plain_scalar(text) {
                 Some(Value::Int(i)) => Ok(Value::Float(i as f64)),
                 Some(v @ Value::Float(_)) => Ok(v),
                 _ => Err(format!("`{text}` is not a number")),
             },
-            other => Err(format!("YAML tag `!!{other}` is not supported in a stack file")),
+            other => Err(format!(
+                "YAML tag `!!{other}` is not supported in a stack file"
+            )),
         };
     }
     if style != ScalarStyle::Plain {
@@ -313,13 +417,18 @@ fn plain_scalar(text: &str) -> Option<Value> {
         "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
         "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
         "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(Value::Float(f64::INFINITY)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Some(Value::Float(f64::INFINITY));
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
         ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
         _ => {}
     }
     let bytes = text.as_bytes();
-    let digits = bytes.strip_prefix(b"-").or_else(|| bytes.strip_prefix(b"+")).unwrap_or(bytes);
+    let digits = bytes
+        .strip_prefix(b"-")
+        .or_else(|| bytes.strip_prefix(b"+"))
+        .unwrap_or(bytes);
     if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
         // Out-of-range integers fall through to floats, which the schema then rejects where an integer is due.
         if let Ok(i) = text.parse::<i64>() {
@@ -333,7 +442,9 @@ fn plain_scalar(text: &str) -> Option<Value> {
         return i64::from_str_radix(oct, 8).ok().map(Value::Int);
     }
     let looks_numeric = !digits.is_empty()
-        && digits.iter().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && digits
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && digits.iter().any(u8::is_ascii_digit)
         && (digits[0].is_ascii_digit() || digits[0] == b'.');
     if looks_numeric {
@@ -352,10 +463,14 @@ mod tests {
 
     #[test]
     fn resolves_core_schema_scalars() {
-        let (root, errs) = parse_str("a: 1\nb: '1'\nc: true\nd: yes\ne: 1.5\nf: ~\ng: -3\nh: 1e3\n");
+        let (root, errs) =
+            parse_str("a: 1\nb: '1'\nc: true\nd: yes\ne: 1.5\nf: ~\ng: -3\nh: 1e3\n");
         assert!(errs.is_empty(), "{errs:?}");
         let json = root.unwrap().to_json();
-        assert_eq!(json, serde_json::json!({"a": 1, "b": "1", "c": true, "d": "yes", "e": 1.5, "f": null, "g": -3, "h": 1000.0}));
+        assert_eq!(
+            json,
+            serde_json::json!({"a": 1, "b": "1", "c": true, "d": "yes", "e": 1.5, "f": null, "g": -3, "h": 1000.0})
+        );
     }
 
     #[test]
@@ -392,7 +507,9 @@ mod tests {
 
     #[test]
     fn stops_deep_nesting() {
-        let text = "[".repeat(100_000);
+        let text: String = (0..100)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
         let (root, errs) = parse_str(&text);
         assert!(root.is_none());
         assert!(errs[0].message.contains("nesting deeper"), "{errs:?}");

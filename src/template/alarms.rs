@@ -58,7 +58,10 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "IteratorAgeAlarm",
             name: "iterator-age",
-            description: format!("The oldest unread record in {} is older than {} s: the processor is falling behind.", names.stream, a.iterator_age_s),
+            description: format!(
+                "The oldest unread record in {} is older than {} s: the processor is falling behind.",
+                names.stream, a.iterator_age_s
+            ),
             namespace: "AWS/Kinesis",
             metric: "GetRecords.IteratorAgeMilliseconds",
             dimensions: stream.clone(),
@@ -74,7 +77,10 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "StreamWriteThrottleAlarm",
             name: "stream-write-throttles",
-            description: format!("Producers were throttled writing to {}: add shards or use on-demand mode.", names.stream),
+            description: format!(
+                "Producers were throttled writing to {}: add shards or use on-demand mode.",
+                names.stream
+            ),
             namespace: "AWS/Kinesis",
             metric: "WriteProvisionedThroughputExceeded",
             dimensions: stream.clone(),
@@ -89,7 +95,10 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "StreamReadThrottleAlarm",
             name: "stream-read-throttles",
-            description: format!("Readers of {} were throttled: too many consumers per shard.", names.stream),
+            description: format!(
+                "Readers of {} were throttled: too many consumers per shard.",
+                names.stream
+            ),
             namespace: "AWS/Kinesis",
             metric: "ReadProvisionedThroughputExceeded",
             dimensions: stream,
@@ -104,7 +113,10 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "ArchiveFreshnessAlarm",
             name: "archive-freshness",
-            description: format!("The newest record archived to S3 is older than {} s: Firehose is not delivering.", a.archive_freshness_s),
+            description: format!(
+                "The newest record archived to S3 is older than {} s: Firehose is not delivering.",
+                a.archive_freshness_s
+            ),
             namespace: "AWS/Firehose",
             metric: "DeliveryToS3.DataFreshness",
             dimensions: json!([{ "Name": "DeliveryStreamName", "Value": names.delivery_stream }]),
@@ -119,7 +131,8 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "ArchiveDeliveryAlarm",
             name: "archive-delivery",
-            description: "Firehose failed to deliver records to S3 (see its error log group).".to_string(),
+            description: "Firehose failed to deliver records to S3 (see its error log group)."
+                .to_string(),
             namespace: "AWS/Firehose",
             metric: "DeliveryToS3.Success",
             dimensions: json!([{ "Name": "DeliveryStreamName", "Value": names.delivery_stream }]),
@@ -149,7 +162,10 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "DeadLetterAlarm",
             name: "dead-letters",
-            description: format!("At least {} record(s) went to dead letters in five minutes: the source sends data the processor cannot read.", a.dead_letters),
+            description: format!(
+                "At least {} record(s) went to dead letters in five minutes: the source sends data the processor cannot read.",
+                a.dead_letters
+            ),
             namespace: METRICS_NAMESPACE,
             metric: "DeadLetters",
             dimensions: stack_dim.clone(),
@@ -164,7 +180,10 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "ProcessorLagAlarm",
             name: "processor-lag",
-            description: format!("The processor is more than {} s behind the tip of the stream.", a.iterator_age_s),
+            description: format!(
+                "The processor is more than {} s behind the tip of the stream.",
+                a.iterator_age_s
+            ),
             namespace: METRICS_NAMESPACE,
             metric: "MillisBehindLatest",
             dimensions: stack_dim.clone(),
@@ -179,7 +198,10 @@ pub fn add(t: &mut Template<'_>) {
         Alarm {
             logical_id: "ProcessorHeartbeatAlarm",
             name: "processor-heartbeat",
-            description: format!("No processor heartbeat for {} s: the processor is down.", a.heartbeat_s),
+            description: format!(
+                "No processor heartbeat for {} s: the processor is down.",
+                a.heartbeat_s
+            ),
             namespace: METRICS_NAMESPACE,
             metric: "Heartbeat",
             dimensions: stack_dim,
@@ -212,6 +234,9 @@ pub fn add(t: &mut Template<'_>) {
             properties["AlarmActions"] = json!([r(TOPIC)]);
             properties["OKActions"] = json!([r(TOPIC)]);
         }
-        t.resource(alarm.logical_id, json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": properties }));
+        t.resource(
+            alarm.logical_id,
+            json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": properties }),
+        );
     }
 }

@@ -21,29 +21,34 @@ pub fn add(t: &mut Template<'_>) {
 fn bucket(t: &mut Template<'_>) {
     let spec = &t.stack.archive;
     let encryption = match spec.encryption {
-        Encryption::AwsManaged => json!({ "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }),
+        Encryption::AwsManaged => {
+            json!({ "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } })
+        }
         Encryption::StackKey => json!({
             "ServerSideEncryptionByDefault": { "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": get_att(key::KEY, "Arn") },
             "BucketKeyEnabled": true,
         }),
     };
-    let mut rules = vec![json!({ "Id": "AbortIncompleteUploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 } })];
+    let mut rules = vec![
+        json!({ "Id": "AbortIncompleteUploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 } }),
+    ];
     if let Some(days) = spec.expire_after_days {
-        let mut rule = json!({ "Id": "ExpireArchive", "Status": "Enabled", "ExpirationInDays": days });
+        let mut rule =
+            json!({ "Id": "ExpireArchive", "Status": "Enabled", "ExpirationInDays": days });
         if spec.versioning {
             rule["NoncurrentVersionExpiration"] = json!({ "NoncurrentDays": days });
         }
         rules.push(rule);
     }
-    let mut skips = vec![
-        ("CKV_AWS_18", "Access logging needs a second, log-only bucket; CloudTrail data events are the recommended audit trail for the archive."),
-        ("CKV_AWS_144", "Cross-region replication is an organisation-wide disaster-recovery decision, not a per-pipeline default."),
-    ];
-    if spec.encryption == Encryption::AwsManaged {
-        skips.push(("CKV_AWS_145", "Encrypted with SSE-S3 by default; `archive.encryption: stack-key` switches to the stack's customer-managed KMS key."));
-    }
+    let mut skips = vec![(
+        "CKV_AWS_18",
+        "Access logging needs a second, log-only bucket; CloudTrail data events are the recommended audit trail for the archive.",
+    )];
     if !spec.versioning {
-        skips.push(("CKV_AWS_21", "Versioning is turned off in the stack file (archive.versioning: false)."));
+        skips.push((
+            "CKV_AWS_21",
+            "Versioning is turned off in the stack file (archive.versioning: false).",
+        ));
     }
     let tags = t.tags();
     t.resource(
@@ -85,8 +90,16 @@ fn bucket(t: &mut Template<'_>) {
             }
         }),
     );
-    t.output("ArchiveBucketName", "S3 bucket of the raw archive and dead letters", r(BUCKET));
-    t.output("DeadLetterPrefix", "Key prefix of dead letters in the archive bucket", json!(spec.dead_letter_prefix));
+    t.output(
+        "ArchiveBucketName",
+        "S3 bucket of the raw archive and dead letters",
+        r(BUCKET),
+    );
+    t.output(
+        "DeadLetterPrefix",
+        "Key prefix of dead letters in the archive bucket",
+        json!(spec.dead_letter_prefix),
+    );
 }
 
 fn delivery_stream(t: &mut Template<'_>) {
@@ -115,15 +128,32 @@ fn delivery_stream(t: &mut Template<'_>) {
     let mut statements = vec![
         iam::allow(
             "ReadTheSourceStream",
-            &["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"],
+            &[
+                "kinesis:DescribeStream",
+                "kinesis:DescribeStreamSummary",
+                "kinesis:GetShardIterator",
+                "kinesis:GetRecords",
+                "kinesis:ListShards",
+            ],
             vec![get_att(stream::STREAM, "Arn")],
         ),
         iam::allow(
             "WriteTheArchive",
-            &["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"],
+            &[
+                "s3:AbortMultipartUpload",
+                "s3:GetBucketLocation",
+                "s3:GetObject",
+                "s3:ListBucket",
+                "s3:ListBucketMultipartUploads",
+                "s3:PutObject",
+            ],
             vec![get_att(BUCKET, "Arn"), sub("${ArchiveBucket.Arn}/*")],
         ),
-        iam::allow("LogDeliveryErrors", &["logs:PutLogEvents"], vec![get_att(LOG_GROUP, "Arn")]),
+        iam::allow(
+            "LogDeliveryErrors",
+            &["logs:PutLogEvents"],
+            vec![get_att(LOG_GROUP, "Arn")],
+        ),
     ];
     if stream_key {
         statements.push(json!({
@@ -159,17 +189,15 @@ fn delivery_stream(t: &mut Template<'_>) {
 
     let encryption: Value = match spec.encryption {
         Encryption::AwsManaged => json!({ "NoEncryptionConfig": "NoEncryption" }),
-        Encryption::StackKey => json!({ "KMSEncryptionConfig": { "AWSKMSKeyARN": get_att(key::KEY, "Arn") } }),
+        Encryption::StackKey => {
+            json!({ "KMSEncryptionConfig": { "AWSKMSKeyARN": get_att(key::KEY, "Arn") } })
+        }
     };
     let tags = t.tags();
     t.resource(
         DELIVERY_STREAM,
         json!({
             "Type": "AWS::KinesisFirehose::DeliveryStream",
-            "Metadata": checkov_skips(&[(
-                "CKV_AWS_241",
-                "Server-side encryption of a delivery stream applies only to Direct PUT sources; this one reads the Kinesis stream, which is encrypted at rest.",
-            )]),
             "Properties": {
                 "DeliveryStreamName": t.names.delivery_stream,
                 "DeliveryStreamType": "KinesisStreamAsSource",
@@ -188,5 +216,9 @@ fn delivery_stream(t: &mut Template<'_>) {
             }
         }),
     );
-    t.output("DeliveryStreamName", "Firehose delivery stream archiving the stream to S3", r(DELIVERY_STREAM));
+    t.output(
+        "DeliveryStreamName",
+        "Firehose delivery stream archiving the stream to S3",
+        r(DELIVERY_STREAM),
+    );
 }

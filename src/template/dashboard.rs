@@ -20,34 +20,79 @@ pub fn add(t: &mut Template<'_>) {
     let table = n.table.as_str();
     let stack = n.stack.as_str();
     let widgets = vec![
-        widget(0, 0, "Stream: records in and out", region, json!([
-            ["AWS/Kinesis", "IncomingRecords", "StreamName", stream, { "stat": "Sum", "label": "in" }],
-            ["AWS/Kinesis", "GetRecords.Records", "StreamName", stream, { "stat": "Sum", "label": "read" }],
-        ])),
-        widget(12, 0, "Stream: iterator age (ms)", region, json!([
-            ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", stream, { "stat": "Maximum" }],
-        ])),
-        widget(0, 6, "Archive: deliveries and freshness", region, json!([
-            ["AWS/Firehose", "DeliveryToS3.Records", "DeliveryStreamName", archive, { "stat": "Sum", "label": "records delivered" }],
-            ["AWS/Firehose", "DeliveryToS3.DataFreshness", "DeliveryStreamName", archive, { "stat": "Maximum", "label": "freshness (s)", "yAxis": "right" }],
-        ])),
-        widget(12, 6, "Table: writes and throttles", region, json!([
-            ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", table, { "stat": "Sum", "label": "write units" }],
-            ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", table, { "stat": "Sum", "label": "throttles", "yAxis": "right" }],
-        ])),
-        widget(0, 12, "Processor: throughput and dead letters", region, json!([
-            [METRICS_NAMESPACE, "RecordsIn", "Stack", stack, { "stat": "Sum", "label": "records in" }],
-            [METRICS_NAMESPACE, "ItemsWritten", "Stack", stack, { "stat": "Sum", "label": "items written" }],
-            [METRICS_NAMESPACE, "DeadLetters", "Stack", stack, { "stat": "Sum", "label": "dead letters", "yAxis": "right" }],
-        ])),
-        widget(12, 12, "Processor: lag (ms)", region, json!([
-            [METRICS_NAMESPACE, "MillisBehindLatest", "Stack", stack, { "stat": "Maximum", "label": "behind latest" }],
-            [METRICS_NAMESPACE, "BatchLatencyMillis", "Stack", stack, { "stat": "p99", "label": "batch latency p99" }],
-        ])),
+        widget(
+            0,
+            0,
+            "Stream: records in and out",
+            region,
+            json!([
+                ["AWS/Kinesis", "IncomingRecords", "StreamName", stream, { "stat": "Sum", "label": "in" }],
+                ["AWS/Kinesis", "GetRecords.Records", "StreamName", stream, { "stat": "Sum", "label": "read" }],
+            ]),
+        ),
+        widget(
+            12,
+            0,
+            "Stream: iterator age (ms)",
+            region,
+            json!([
+                ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", stream, { "stat": "Maximum" }],
+            ]),
+        ),
+        widget(
+            0,
+            6,
+            "Archive: deliveries and freshness",
+            region,
+            json!([
+                ["AWS/Firehose", "DeliveryToS3.Records", "DeliveryStreamName", archive, { "stat": "Sum", "label": "records delivered" }],
+                ["AWS/Firehose", "DeliveryToS3.DataFreshness", "DeliveryStreamName", archive, { "stat": "Maximum", "label": "freshness (s)", "yAxis": "right" }],
+            ]),
+        ),
+        widget(
+            12,
+            6,
+            "Table: writes and throttles",
+            region,
+            json!([
+                ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", table, { "stat": "Sum", "label": "write units" }],
+                ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", table, { "stat": "Sum", "label": "throttles", "yAxis": "right" }],
+            ]),
+        ),
+        widget(
+            0,
+            12,
+            "Processor: throughput and dead letters",
+            region,
+            json!([
+                [METRICS_NAMESPACE, "RecordsIn", "Stack", stack, { "stat": "Sum", "label": "records in" }],
+                [METRICS_NAMESPACE, "ItemsWritten", "Stack", stack, { "stat": "Sum", "label": "items written" }],
+                [METRICS_NAMESPACE, "DeadLetters", "Stack", stack, { "stat": "Sum", "label": "dead letters", "yAxis": "right" }],
+            ]),
+        ),
+        widget(
+            12,
+            12,
+            "Processor: lag (ms)",
+            region,
+            json!([
+                [METRICS_NAMESPACE, "MillisBehindLatest", "Stack", stack, { "stat": "Maximum", "label": "behind latest" }],
+                [METRICS_NAMESPACE, "BatchLatencyMillis", "Stack", stack, { "stat": "p99", "label": "batch latency p99" }],
+            ]),
+        ),
     ];
-    let body = serde_json::to_string(&json!({ "widgets": widgets })).expect("a JSON value always serializes");
+    let body = serde_json::to_string(&json!({ "widgets": widgets }))
+        .expect("a JSON value always serializes");
     let name = n.dashboard.clone();
     t.resource("Dashboard", json!({ "Type": "AWS::CloudWatch::Dashboard", "Properties": { "DashboardName": name, "DashboardBody": body } }));
-    t.output("DashboardName", "CloudWatch dashboard of the pipeline", json!(name));
-    t.output("MetricsNamespace", "CloudWatch namespace of the processor's metrics (dimension Stack)", json!(METRICS_NAMESPACE));
+    t.output(
+        "DashboardName",
+        "CloudWatch dashboard of the pipeline",
+        json!(name),
+    );
+    t.output(
+        "MetricsNamespace",
+        "CloudWatch namespace of the processor's metrics (dimension Stack)",
+        json!(METRICS_NAMESPACE),
+    );
 }

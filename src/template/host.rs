@@ -16,6 +16,9 @@ const LAUNCH_TEMPLATE: &str = "HostLaunchTemplate";
 const INSTANCE: &str = "HostInstance";
 const GROUP: &str = "HostGroup";
 const IMAGE_PARAMETER: &str = "HostImageId";
+/// Template parameter naming the host's VPC: the stack file's `host.vpc_id`,
+/// or the account's default VPC, which `up` looks up (synth stays offline).
+pub const VPC_PARAMETER: &str = "HostVpcId";
 
 /// The host's bootstrap script; configuration is prepended as variables.
 const BOOTSTRAP: &str = include_str!("../../scripts/host-bootstrap.sh");
@@ -32,12 +35,22 @@ pub fn add(t: &mut Template<'_>) {
         if let Some(subnet) = t.stack.host.subnet_ids.first() {
             properties["SubnetId"] = json!(subnet);
         }
-        t.resource(INSTANCE, json!({ "Type": "AWS::EC2::Instance", "Properties": properties }));
-        t.output("HostInstanceId", "EC2 instance running the processor", r(INSTANCE));
+        t.resource(
+            INSTANCE,
+            json!({ "Type": "AWS::EC2::Instance", "Properties": properties }),
+        );
+        t.output(
+            "HostInstanceId",
+            "EC2 instance running the processor",
+            r(INSTANCE),
+        );
     } else {
         let count = t.stack.host.count.to_string();
-        let tags: Vec<Value> =
-            t.tag_pairs().into_iter().map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true })).collect();
+        let tags: Vec<Value> = t
+            .tag_pairs()
+            .into_iter()
+            .map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true }))
+            .collect();
         let mut properties = json!({
             "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
             "MinSize": count, "MaxSize": count, "DesiredCapacity": count,
@@ -58,7 +71,11 @@ pub fn add(t: &mut Template<'_>) {
                 "Properties": properties,
             }),
         );
-        t.output("HostGroupName", "Auto Scaling group of the processor hosts", r(GROUP));
+        t.output(
+            "HostGroupName",
+            "Auto Scaling group of the processor hosts",
+            r(GROUP),
+        );
     }
 }
 
@@ -71,11 +88,25 @@ fn security_group(t: &mut Template<'_>) {
         }],
         "Tags": t.tags(),
     });
+    // Egress rules need the VPC named, even for the default VPC.
+    let mut parameter = json!({
+        "Type": "AWS::EC2::VPC::Id",
+        "Description": "VPC of the processor host(s); `streamstack up` passes the account's default VPC when the stack file names none",
+    });
     if let Some(vpc) = &t.stack.host.vpc_id {
-        properties["VpcId"] = json!(vpc);
+        parameter["Default"] = json!(vpc);
     }
-    t.resource(SECURITY_GROUP, json!({ "Type": "AWS::EC2::SecurityGroup", "Properties": properties }));
-    t.output("HostSecurityGroupId", "Security group of the processor host(s)", get_att(SECURITY_GROUP, "GroupId"));
+    t.parameter(VPC_PARAMETER, parameter);
+    properties["VpcId"] = r(VPC_PARAMETER);
+    t.resource(
+        SECURITY_GROUP,
+        json!({ "Type": "AWS::EC2::SecurityGroup", "Properties": properties }),
+    );
+    t.output(
+        "HostSecurityGroupId",
+        "Security group of the processor host(s)",
+        get_att(SECURITY_GROUP, "GroupId"),
+    );
 }
 
 fn role(t: &mut Template<'_>) {
@@ -84,23 +115,47 @@ fn role(t: &mut Template<'_>) {
     let mut statements = vec![
         iam::allow(
             "ReadAndWriteTheStream",
-            &["kinesis:DescribeStreamSummary", "kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:PutRecords"],
+            &[
+                "kinesis:DescribeStreamSummary",
+                "kinesis:ListShards",
+                "kinesis:GetShardIterator",
+                "kinesis:GetRecords",
+                "kinesis:PutRecords",
+            ],
             vec![stream_arn],
         ),
         iam::allow(
             "StoreTweetsAndAggregates",
-            &["dynamodb:DescribeTable", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"],
+            &[
+                "dynamodb:DescribeTable",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+            ],
             tables(&[table::TABLE, table::AGGREGATES]),
         ),
         iam::allow(
             "ManageShardLeases",
-            &["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
+            &[
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Scan",
+            ],
             tables(&[table::LEASES]),
         ),
         iam::allow(
             "WriteDeadLetters",
             &["s3:PutObject"],
-            vec![sub(&format!("${{{}.Arn}}/{}*", archive::BUCKET, t.stack.archive.dead_letter_prefix))],
+            vec![sub(&format!(
+                "${{{}.Arn}}/{}*",
+                archive::BUCKET,
+                t.stack.archive.dead_letter_prefix
+            ))],
         ),
         // PutMetricData has no resource-level permissions; the condition pins it to the processor's namespace.
         json!({
@@ -111,8 +166,13 @@ fn role(t: &mut Template<'_>) {
             "Condition": { "StringEquals": { "cloudwatch:namespace": METRICS_NAMESPACE } },
         }),
     ];
-    if let Some(parameter) =
-        t.stack.processor.source.as_ref().and_then(|s| s.x_api.as_ref()).and_then(|x| x.token.strip_prefix("ssm:"))
+    if let Some(parameter) = t
+        .stack
+        .processor
+        .source
+        .as_ref()
+        .and_then(|s| s.x_api.as_ref())
+        .and_then(|x| x.token.strip_prefix("ssm:"))
     {
         statements.push(iam::allow(
             "ReadTheXApiToken",
@@ -121,8 +181,18 @@ fn role(t: &mut Template<'_>) {
         ));
     }
     let s = t.stack;
-    if [s.stream.encryption, s.table.encryption, s.archive.encryption].contains(&Encryption::StackKey) {
-        statements.push(iam::allow("UseTheStackKey", &["kms:Decrypt", "kms:GenerateDataKey"], vec![get_att(key::KEY, "Arn")]));
+    if [
+        s.stream.encryption,
+        s.table.encryption,
+        s.archive.encryption,
+    ]
+    .contains(&Encryption::StackKey)
+    {
+        statements.push(iam::allow(
+            "UseTheStackKey",
+            &["kms:Decrypt", "kms:GenerateDataKey"],
+            vec![get_att(key::KEY, "Arn")],
+        ));
     }
     let tags = t.tags();
     t.resource(
@@ -139,8 +209,15 @@ fn role(t: &mut Template<'_>) {
             }
         }),
     );
-    t.resource(PROFILE, json!({ "Type": "AWS::IAM::InstanceProfile", "Properties": { "Roles": [r(ROLE)] } }));
-    t.output("HostRoleArn", "IAM role of the processor host(s)", get_att(ROLE, "Arn"));
+    t.resource(
+        PROFILE,
+        json!({ "Type": "AWS::IAM::InstanceProfile", "Properties": { "Roles": [r(ROLE)] } }),
+    );
+    t.output(
+        "HostRoleArn",
+        "IAM role of the processor host(s)",
+        get_att(ROLE, "Arn"),
+    );
 }
 
 fn image_id(t: &mut Template<'_>) -> Value {
@@ -176,9 +253,14 @@ fn user_data(t: &Template<'_>) -> Value {
     var("STREAMSTACK_AGGREGATES_TABLE", r(table::AGGREGATES));
     var("STREAMSTACK_LEASE_TABLE", r(table::LEASES));
     var("STREAMSTACK_ARCHIVE_BUCKET", r(archive::BUCKET));
-    var("STREAMSTACK_DEAD_LETTER_PREFIX", json!(t.stack.archive.dead_letter_prefix));
+    var(
+        "STREAMSTACK_DEAD_LETTER_PREFIX",
+        json!(t.stack.archive.dead_letter_prefix),
+    );
     // Skip the script's own shebang: ours opens the file.
-    let body = BOOTSTRAP.split_once('\n').map_or(BOOTSTRAP, |(_, rest)| rest);
+    let body = BOOTSTRAP
+        .split_once('\n')
+        .map_or(BOOTSTRAP, |(_, rest)| rest);
     parts.push(json!(body));
     json!({ "Fn::Base64": { "Fn::Join": ["", parts] } })
 }

@@ -49,7 +49,10 @@ impl<'a> Template<'a> {
     }
 
     pub fn output(&mut self, logical_id: &str, description: &str, value: Value) {
-        self.outputs.insert(logical_id.to_string(), json!({ "Description": description, "Value": value }));
+        self.outputs.insert(
+            logical_id.to_string(),
+            json!({ "Description": description, "Value": value }),
+        );
     }
 
     pub fn parameter(&mut self, logical_id: &str, parameter: Value) {
@@ -59,11 +62,21 @@ impl<'a> Template<'a> {
     /// Tags in the `[{Key, Value}]` form most resource types take: the
     /// stack file's tags plus the two that tie a resource to its stack.
     pub fn tags(&self) -> Value {
-        Value::Array(self.tag_pairs().into_iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect())
+        Value::Array(
+            self.tag_pairs()
+                .into_iter()
+                .map(|(k, v)| json!({ "Key": k, "Value": v }))
+                .collect(),
+        )
     }
 
     pub fn tag_pairs(&self) -> Vec<(String, String)> {
-        let mut pairs: Vec<(String, String)> = self.stack.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut pairs: Vec<(String, String)> = self
+            .stack
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         pairs.push(("streamstack:stack".into(), self.names.stack.clone()));
         pairs.sort();
         pairs.dedup_by(|a, b| a.0 == b.0);
@@ -75,20 +88,24 @@ impl<'a> Template<'a> {
     /// AWS-managed SNS key.
     pub fn has_stack_key(&self) -> bool {
         let s = self.stack;
-        [s.stream.encryption, s.archive.encryption, s.table.encryption].contains(&Encryption::StackKey) || s.alarms.email.is_some()
+        [
+            s.stream.encryption,
+            s.archive.encryption,
+            s.table.encryption,
+        ]
+        .contains(&Encryption::StackKey)
+            || s.alarms.email.is_some()
     }
 
     fn finish(self, description: String) -> Value {
+        let mut about = json!({ "stack": self.names.stack, "version": env!("CARGO_PKG_VERSION") });
+        if let Some(env) = &self.names.environment {
+            about["environment"] = json!(env);
+        }
         let mut template = json!({
             "AWSTemplateFormatVersion": "2010-09-09",
             "Description": description,
-            "Metadata": {
-                "streamstack": {
-                    "stack": self.names.stack,
-                    "environment": self.names.environment,
-                    "version": env!("CARGO_PKG_VERSION"),
-                }
-            },
+            "Metadata": { "streamstack": about },
             "Resources": self.resources,
             "Outputs": self.outputs,
         });

@@ -42,7 +42,10 @@ impl Names {
 
     /// The archive bucket: globally unique through account and region.
     pub fn bucket(&self) -> Value {
-        sub(&format!("{}-archive-${{AWS::AccountId}}-${{AWS::Region}}", self.stack))
+        sub(&format!(
+            "{}-archive-${{AWS::AccountId}}-${{AWS::Region}}",
+            self.stack
+        ))
     }
 
     pub fn alarm(&self, what: &str) -> String {

@@ -24,9 +24,22 @@ pub fn add(t: &mut Template<'_>) {
             properties["StreamModeDetails"] = json!({ "StreamMode": "PROVISIONED" });
             properties["ShardCount"] = json!(spec.shard_count());
         }
-        CapacityMode::OnDemand => properties["StreamModeDetails"] = json!({ "StreamMode": "ON_DEMAND" }),
+        CapacityMode::OnDemand => {
+            properties["StreamModeDetails"] = json!({ "StreamMode": "ON_DEMAND" })
+        }
     }
-    t.resource(STREAM, json!({ "Type": "AWS::Kinesis::Stream", "Properties": properties }));
-    t.output("StreamName", "Kinesis data stream the producer writes to", r(STREAM));
-    t.output("StreamArn", "ARN of the Kinesis data stream", get_att(STREAM, "Arn"));
+    t.resource(
+        STREAM,
+        json!({ "Type": "AWS::Kinesis::Stream", "Properties": properties }),
+    );
+    t.output(
+        "StreamName",
+        "Kinesis data stream the producer writes to",
+        r(STREAM),
+    );
+    t.output(
+        "StreamArn",
+        "ARN of the Kinesis data stream",
+        get_att(STREAM, "Arn"),
+    );
 }

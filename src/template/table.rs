@@ -20,7 +20,12 @@ pub const AGGREGATES_TTL: &str = "expires_at";
 
 pub fn add(t: &mut Template<'_>) {
     let spec = &t.stack.table;
-    let mut tweets = table(t, &t.names.table, &[(&spec.partition_key, "HASH")], spec.ttl_attribute.as_deref());
+    let mut tweets = table(
+        t,
+        &t.names.table,
+        &[(&spec.partition_key, "HASH")],
+        spec.ttl_attribute.as_deref(),
+    );
     if spec.billing == BillingMode::Provisioned {
         tweets["Properties"]["BillingMode"] = json!("PROVISIONED");
         tweets["Properties"]["ProvisionedThroughput"] = json!({
@@ -31,7 +36,12 @@ pub fn add(t: &mut Template<'_>) {
     retain(&mut tweets);
     t.resource(TABLE, tweets);
 
-    let mut aggregates = table(t, &t.names.aggregates_table, &[(AGGREGATES_PK, "HASH"), (AGGREGATES_SK, "RANGE")], Some(AGGREGATES_TTL));
+    let mut aggregates = table(
+        t,
+        &t.names.aggregates_table,
+        &[(AGGREGATES_PK, "HASH"), (AGGREGATES_SK, "RANGE")],
+        Some(AGGREGATES_TTL),
+    );
     retain(&mut aggregates);
     t.resource(AGGREGATES, aggregates);
 
@@ -40,8 +50,16 @@ pub fn add(t: &mut Template<'_>) {
     t.resource(LEASES, leases);
 
     t.output("TableName", "DynamoDB table of extracted tweets", r(TABLE));
-    t.output("AggregatesTableName", "DynamoDB table of per-minute hashtag and language counts", r(AGGREGATES));
-    t.output("LeaseTableName", "DynamoDB table of the processor's shard leases and checkpoints", r(LEASES));
+    t.output(
+        "AggregatesTableName",
+        "DynamoDB table of per-minute hashtag and language counts",
+        r(AGGREGATES),
+    );
+    t.output(
+        "LeaseTableName",
+        "DynamoDB table of the processor's shard leases and checkpoints",
+        r(LEASES),
+    );
 }
 
 /// Data tables survive stack deletion and replacement; `down --delete-data`
@@ -55,7 +73,9 @@ fn table(t: &Template<'_>, name: &str, keys: &[(&str, &str)], ttl: Option<&str>)
     let spec = &t.stack.table;
     let sse = match spec.encryption {
         Encryption::AwsManaged => json!({ "SSEEnabled": true }),
-        Encryption::StackKey => json!({ "SSEEnabled": true, "SSEType": "KMS", "KMSMasterKeyId": get_att(key::KEY, "Arn") }),
+        Encryption::StackKey => {
+            json!({ "SSEEnabled": true, "SSEType": "KMS", "KMSMasterKeyId": get_att(key::KEY, "Arn") })
+        }
     };
     let mut properties = json!({
         "TableName": name,

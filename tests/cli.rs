@@ -1,0 +1,128 @@
+//! The binary as a user runs it: exit codes, what goes to stdout and stderr.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn streamstack() -> Command {
+    let mut cmd = Command::cargo_bin("streamstack").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn validate_accepts_every_shipped_stack() {
+    for stack in ["stacks/tweets.yaml", "stacks/minimal.yaml"] {
+        streamstack()
+            .args(["validate", stack])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("valid"));
+    }
+    streamstack()
+        .args(["validate", "stacks/tweets.yaml"])
+        .assert()
+        .success()
+        .stdout("stacks/tweets.yaml: valid (environments: local, dev, prod)\n");
+}
+
+#[test]
+fn validate_reports_every_mistake_with_its_location_and_exits_1() {
+    let out = streamstack()
+        .args(["validate", "tests/fixtures/invalid/several-mistakes.yaml"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    for place in [
+        "1:7", "4:3", "5:20", "6:9", "8:22", "9:15", "11:12", "13:19", "16:23", "17:5",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "tests/fixtures/invalid/several-mistakes.yaml:{place}: "
+            )),
+            "{place} missing in:\n{stderr}"
+        );
+    }
+    // The offending line is shown, and the hint.
+    assert!(stderr.contains("  shard: 2"));
+    assert!(stderr.contains("did you mean \"shards\"?"));
+    assert!(stderr.contains("several-mistakes.yaml: 11 errors"));
+}
+
+#[test]
+fn validate_json_output_lists_errors_for_tools() {
+    let out = streamstack()
+        .args([
+            "--output",
+            "json",
+            "validate",
+            "tests/fixtures/invalid/unknown-key.yaml",
+        ])
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"][0]["line"], 4);
+    assert_eq!(v["errors"][0]["column"], 3);
+    assert_eq!(v["errors"][0]["hint"], "did you mean \"instance_type\"?");
+}
+
+#[test]
+fn validate_of_a_missing_file_or_unknown_environment_exits_1() {
+    streamstack()
+        .args(["validate", "stacks/nope.yaml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot read stack file"));
+    streamstack()
+        .args(["validate", "stacks/tweets.yaml", "--env", "staging"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no environment \"staging\""));
+}
+
+#[test]
+fn synth_prints_the_template_and_writes_the_same_bytes_with_out() {
+    let printed = streamstack()
+        .args(["synth", "stacks/tweets.yaml", "-e", "prod"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&printed).unwrap();
+    assert_eq!(v["AWSTemplateFormatVersion"], "2010-09-09");
+    assert_eq!(v["Metadata"]["streamstack"]["stack"], "tweets-prod");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.json");
+    streamstack()
+        .args(["synth", "stacks/tweets.yaml", "-e", "prod", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&out).unwrap(), printed);
+}
+
+#[test]
+fn synth_refuses_an_invalid_stack_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.json");
+    streamstack()
+        .args(["synth", "tests/fixtures/invalid/out-of-range.yaml", "-o"])
+        .arg(&out)
+        .assert()
+        .code(1);
+    assert!(!out.exists());
+}
+
+#[test]
+fn schema_is_a_json_schema_with_environments() {
+    let out = streamstack().arg("schema").assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert!(
+        v["properties"]["environments"]["additionalProperties"]["properties"]["stream"].is_object()
+    );
+    assert!(v["required"].as_array().unwrap().contains(&"name".into()));
+}

@@ -1,0 +1,249 @@
+//! The template compiler: snapshots of every shipped stack in every
+//! environment, and the properties a reviewer would check by hand.
+
+use std::path::Path;
+
+use serde_json::Value;
+use streamstack::spec::{self, Resolved};
+use streamstack::template;
+
+fn resolve(stack: &str, env: Option<&str>) -> Resolved {
+    spec::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("stacks")
+            .join(stack),
+        env,
+    )
+    .unwrap()
+}
+
+/// Every (stack file, environment) the repo ships, the base included.
+fn all_shipped() -> Vec<(String, Option<String>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let file = spec::parse(&name, &std::fs::read(&path).unwrap()).unwrap();
+        out.push((name.clone(), None));
+        out.extend(
+            file.environment_names()
+                .into_iter()
+                .map(|e| (name.clone(), Some(e))),
+        );
+    }
+    out
+}
+
+fn resources(t: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    t["Resources"].as_object().unwrap().iter()
+}
+
+fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<&'a Value> {
+    resources(t)
+        .filter(|(_, r)| r["Type"] == ty)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+#[test]
+fn snapshots_of_every_shipped_stack_and_environment() {
+    for (file, env) in all_shipped() {
+        let t = template::compile(&resolve(&file, env.as_deref()));
+        let name = format!(
+            "{}-{}",
+            file.trim_end_matches(".yaml"),
+            env.as_deref().unwrap_or("base")
+        );
+        insta::assert_snapshot!(name, template::to_pretty_json(&t));
+    }
+}
+
+#[test]
+fn compiling_is_deterministic() {
+    for (file, env) in all_shipped() {
+        let a = template::to_pretty_json(&template::compile(&resolve(&file, env.as_deref())));
+        let b = template::to_pretty_json(&template::compile(&resolve(&file, env.as_deref())));
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn iam_policies_name_actions_and_resources() {
+    for (file, env) in all_shipped() {
+        let t = template::compile(&resolve(&file, env.as_deref()));
+        for role in of_type(&t, "AWS::IAM::Role") {
+            for policy in role["Properties"]["Policies"].as_array().unwrap() {
+                for st in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                    let actions = st["Action"].as_array().unwrap();
+                    assert!(
+                        actions.iter().all(|a| !a.as_str().unwrap().contains('*')),
+                        "wildcard action in {st}"
+                    );
+                    if st["Resource"] == "*" {
+                        // Only PutMetricData, which has no resource-level permissions, pinned by a condition.
+                        assert_eq!(
+                            actions,
+                            &vec![Value::from("cloudwatch:PutMetricData")],
+                            "{st}"
+                        );
+                        assert_eq!(
+                            st["Condition"]["StringEquals"]["cloudwatch:namespace"],
+                            "Streamstack"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_archive_role_is_scoped_to_the_stream_and_the_bucket() {
+    let t = template::compile(&resolve("tweets.yaml", None));
+    let role = &t["Resources"]["ArchiveDeliveryRole"]["Properties"];
+    let statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let resources: Vec<String> = statements
+        .iter()
+        .flat_map(|s| {
+            s["Resource"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::to_string)
+        })
+        .collect();
+    assert!(
+        resources.iter().all(|r| r.contains("Stream")
+            || r.contains("ArchiveBucket")
+            || r.contains("ArchiveDeliveryLogGroup")),
+        "{resources:?}"
+    );
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "firehose.amazonaws.com"
+    );
+}
+
+#[test]
+fn data_at_rest_is_encrypted_and_the_bucket_is_private_and_tls_only() {
+    for (file, env) in all_shipped() {
+        let t = template::compile(&resolve(&file, env.as_deref()));
+        let stream = &t["Resources"]["Stream"]["Properties"];
+        assert_eq!(stream["StreamEncryption"]["EncryptionType"], "KMS");
+        let bucket = &t["Resources"]["ArchiveBucket"]["Properties"];
+        assert!(bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"].is_string());
+        for flag in [
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        ] {
+            assert_eq!(
+                bucket["PublicAccessBlockConfiguration"][flag], true,
+                "{flag}"
+            );
+        }
+        let policy =
+            &t["Resources"]["ArchiveBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+        assert_eq!(policy["Effect"], "Deny");
+        assert_eq!(policy["Condition"]["Bool"]["aws:SecureTransport"], "false");
+        for table in of_type(&t, "AWS::DynamoDB::Table") {
+            assert_eq!(table["Properties"]["SSESpecification"]["SSEEnabled"], true);
+        }
+    }
+}
+
+#[test]
+fn the_host_requires_imdsv2_and_admits_no_inbound_traffic() {
+    for (file, env) in all_shipped() {
+        let t = template::compile(&resolve(&file, env.as_deref()));
+        let data = &t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"];
+        assert_eq!(data["MetadataOptions"]["HttpTokens"], "required");
+        assert_eq!(data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"], true);
+        let sg = &t["Resources"]["HostSecurityGroup"]["Properties"];
+        assert!(sg.get("SecurityGroupIngress").is_none());
+        assert_eq!(sg["SecurityGroupEgress"].as_array().unwrap().len(), 1);
+        assert_eq!(sg["SecurityGroupEgress"][0]["FromPort"], 443);
+    }
+}
+
+#[test]
+fn every_taggable_resource_is_tagged_with_its_stack() {
+    for (file, env) in all_shipped() {
+        let resolved = resolve(&file, env.as_deref());
+        let t = template::compile(&resolved);
+        for (id, r) in resources(&t) {
+            let Some(tags) = r["Properties"].get("Tags") else {
+                continue;
+            };
+            let has = tags.as_array().unwrap().iter().any(|tag| {
+                tag["Key"] == "streamstack:stack" && tag["Value"] == resolved.stack_name().as_str()
+            });
+            assert!(has, "{id} in {file} {env:?} lacks the stack tag");
+        }
+    }
+}
+
+#[test]
+fn environments_change_what_they_override_and_nothing_else() {
+    let base = template::compile(&resolve("tweets.yaml", None));
+    let prod = template::compile(&resolve("tweets.yaml", Some("prod")));
+    assert_eq!(base["Resources"]["Stream"]["Properties"]["ShardCount"], 2);
+    assert_eq!(prod["Resources"]["Stream"]["Properties"]["ShardCount"], 4);
+    assert_eq!(
+        prod["Resources"]["Stream"]["Properties"]["Name"],
+        "tweets-prod-stream"
+    );
+    // count: 2 -> an Auto Scaling group instead of one instance.
+    assert!(
+        prod["Resources"].get("HostGroup").is_some()
+            && prod["Resources"].get("HostInstance").is_none()
+    );
+    assert!(
+        base["Resources"].get("HostInstance").is_some()
+            && base["Resources"].get("HostGroup").is_none()
+    );
+    // stack-key and e-mail: a KMS key, the SNS topic encrypted with it, alarms notifying it.
+    assert!(
+        prod["Resources"].get("StackKey").is_some() && base["Resources"].get("StackKey").is_none()
+    );
+    assert_eq!(
+        prod["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0],
+        "StackKey"
+    );
+    assert_eq!(
+        prod["Resources"]["IteratorAgeAlarm"]["Properties"]["AlarmActions"][0]["Ref"],
+        "AlarmTopic"
+    );
+    // Untouched fields stay as in the base.
+    assert_eq!(
+        base["Resources"]["ArchiveDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+            ["BufferingHints"],
+        prod["Resources"]["ArchiveDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+            ["BufferingHints"]
+    );
+}
+
+#[test]
+fn alarms_watch_the_right_metrics() {
+    let t = template::compile(&resolve("tweets.yaml", None));
+    let alarm = |id: &str| t["Resources"][id]["Properties"].clone();
+    let age = alarm("IteratorAgeAlarm");
+    assert_eq!(age["Namespace"], "AWS/Kinesis");
+    assert_eq!(age["MetricName"], "GetRecords.IteratorAgeMilliseconds");
+    assert_eq!(age["Dimensions"][0]["Value"], "tweets-stream");
+    assert_eq!(age["Threshold"], 60_000.0);
+    let fresh = alarm("ArchiveFreshnessAlarm");
+    assert_eq!(fresh["MetricName"], "DeliveryToS3.DataFreshness");
+    assert_eq!(fresh["Threshold"], 900.0);
+    let heartbeat = alarm("ProcessorHeartbeatAlarm");
+    assert_eq!(heartbeat["TreatMissingData"], "breaching");
+    assert_eq!(of_type(&t, "AWS::CloudWatch::Alarm").len(), 9);
+}

@@ -71,13 +71,13 @@ fn strip_required(schema: &mut Value) {
     }
 }
 
-fn compiled(schema: &'static Value) -> &'static Validator {
+/// The compiled validator of each schema, built once a process.
+fn validator(against: Against) -> &'static Validator {
     static DOCUMENT: OnceLock<Validator> = OnceLock::new();
     static STACK: OnceLock<Validator> = OnceLock::new();
-    let cell = if std::ptr::eq(schema, document_schema()) {
-        &DOCUMENT
-    } else {
-        &STACK
+    let (cell, schema) = match against {
+        Against::Document => (&DOCUMENT, document_schema()),
+        Against::Stack => (&STACK, stack_schema()),
     };
     cell.get_or_init(|| {
         jsonschema::draft202012::new(schema).expect("the generated schema is valid JSON Schema")
@@ -111,7 +111,7 @@ pub fn check(root: &Node, against: Against) -> Checked {
     let instance = root.to_json();
     let mut diagnostics = Vec::new();
     let mut offending = Vec::new();
-    for error in compiled(schema).iter_errors(&instance) {
+    for error in validator(against).iter_errors(&instance) {
         describe(&error, root, schema, &mut diagnostics);
         let path = segments(error.instance_path());
         match error.kind() {

@@ -1,0 +1,76 @@
+"""streamstack's local AWS: moto's server, extended so the whole pipeline works on it.
+
+moto 5.2.1 answers every API the pipeline uses, but its CloudFormation and
+Firehose leave gaps that make a deployed stack look complete while parts of it
+are missing. Each module here fills one measured gap, on moto's own backends:
+
+=====================  ==============================================================
+cfn_firehose           AWS::KinesisFirehose::DeliveryStream in CloudFormation
+cfn_alarm              AWS::CloudWatch::Alarm in CloudFormation
+cfn_kinesis            StreamEncryption / StreamModeSpecification of AWS::Kinesis::Stream
+cfn_ec2                AWS::EC2::Instance launched from a LaunchTemplate
+cfn_s3                 deleting a non-empty AWS::S3::Bucket fails (DELETE_FAILED)
+cfn_changeset          Outputs/exports of stacks created or updated by change sets
+cfn_events             per-resource stack events; updates no longer drop resources
+cfn_failures           CREATE_FAILED + rollback (etc.) instead of HTTP 500
+firehose_delivery      Kinesis -> Firehose -> S3 delivery with buffering, GZIP, prefixes
+kinesis_shards         no lost records under concurrent PutRecords; O(1) sequence numbers
+=====================  ==============================================================
+
+``apply_all()`` installs them; ``python -m streamstack_emulator`` runs the server.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import moto
+
+log = logging.getLogger("streamstack_emulator")
+
+MOTO_VERSION = "5.2.1"  # the version whose internals these patches were written against
+
+
+def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
+    """Install every extension; returns the Firehose delivery loop when started."""
+    if moto.__version__ != MOTO_VERSION:
+        log.warning(
+            "moto %s found, the streamstack extensions target %s: run `scripts/emulator.sh test`",
+            moto.__version__,
+            MOTO_VERSION,
+        )
+    from moto.cloudformation import parsing
+
+    # Defining these CloudFormationModel subclasses registers their types...
+    from . import (
+        cfn_alarm,
+        cfn_changeset,
+        cfn_ec2,
+        cfn_events,
+        cfn_failures,
+        cfn_firehose,
+        cfn_kinesis,
+        cfn_s3,
+        kinesis_shards,
+    )
+
+    # ...once moto's cached type -> model maps are rebuilt.
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+
+    cfn_firehose.apply()
+    cfn_alarm.apply()
+    cfn_kinesis.apply()
+    cfn_ec2.apply()
+    cfn_s3.apply()
+    cfn_changeset.apply()
+    cfn_events.apply()
+    cfn_failures.apply()  # after cfn_changeset: it wraps the wrapped execute_change_set
+    kinesis_shards.apply()
+
+    if start_delivery:
+        from . import firehose_delivery
+
+        return firehose_delivery.apply(tick)
+    return None

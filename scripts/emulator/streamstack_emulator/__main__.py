@@ -1,0 +1,5 @@
+"""``python -m streamstack_emulator``: see streamstack_emulator.server."""
+
+from .server import main
+
+main()

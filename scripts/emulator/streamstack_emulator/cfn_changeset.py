@@ -1,0 +1,85 @@
+"""Change sets: Outputs (and exports) after ExecuteChangeSet, and change-set lookup.
+
+Gaps in moto 5.2.1:
+
+* ``CreateChangeSet(ChangeSetType=CREATE)`` builds the ``Stack`` with an empty
+  template, so its ``OutputMap`` is empty; ``ExecuteChangeSet`` applies the
+  resources but never rebuilds the outputs. DescribeStacks then shows no
+  Outputs at all. UPDATE change sets have the same defect: the outputs stay
+  those of the previous template (new outputs missing, values stale). Exports
+  of change-set stacks are never registered either, so Fn::ImportValue and
+  ListExports do not see them.
+* ``ExecuteChangeSet`` with a change-set *name* takes the last change set of
+  that name of *any* stack (the StackName argument is ignored), and an unknown
+  name is an HTTP 500 (UnboundLocalError) instead of ChangeSetNotFound.
+
+Patch: wrap ``CloudFormationBackend.execute_change_set`` to resolve the change
+set by ARN, or by name within the given stack, answer ChangeSetNotFound /
+InvalidChangeSetStatus like AWS, and after execution re-parse the stack's
+template, rebuild its output map and refresh its exports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.cloudformation.exceptions import CloudFormationError
+from moto.cloudformation.models import ChangeSet, CloudFormationBackend, Stack
+
+
+class ChangeSetNotFound(CloudFormationError):
+    code = "ChangeSetNotFoundException"
+
+
+class InvalidChangeSetStatus(CloudFormationError):
+    code = "InvalidChangeSetStatusException"
+
+
+def find_change_set(backend: CloudFormationBackend, change_set_name: str, stack_name: str | None) -> ChangeSet:
+    """The change set named by ARN, or by name within ``stack_name`` (name or id)."""
+    if change_set_name in backend.change_sets:
+        return backend.change_sets[change_set_name]
+    matches = [
+        cs
+        for cs in backend.change_sets.values()
+        if cs.change_set_name == change_set_name and (not stack_name or stack_name in (cs.stack_name, cs.stack_id))
+    ]
+    if not matches:
+        raise ChangeSetNotFound(f"ChangeSet [{change_set_name}] does not exist")
+    return matches[-1]
+
+
+def refresh_outputs(backend: CloudFormationBackend, stack: Stack, change_set: ChangeSet) -> None:
+    """Make the stack's outputs, exports and description those of its (new) template."""
+    stack._parse_template()
+    stack.description = stack.template_dict.get("Description")
+    if change_set.parameters:
+        stack.parameters = change_set.parameters
+    stack.output_map = stack._create_output_map()
+    for name, export in list(backend.exports.items()):
+        if export.exporting_stack_id == stack.stack_id:
+            del backend.exports[name]
+    for export in stack.exports:
+        backend.exports[export.name] = export
+
+
+def apply() -> None:
+    """Wrap CloudFormationBackend.execute_change_set (see module docstring)."""
+    if getattr(CloudFormationBackend, "_streamstack_changeset_patched", False):
+        return
+    original = CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> Any:
+        change_set = find_change_set(self, change_set_name, stack_name)
+        if change_set.execution_status != "AVAILABLE":
+            raise InvalidChangeSetStatus(
+                f"ChangeSet [{change_set.change_set_id}] cannot be executed in its current "
+                f"execution status of [{change_set.execution_status}]"
+            )
+        # Pass the ARN so moto's own lookup cannot pick another stack's change set.
+        result = original(self, change_set.change_set_id, stack_name)
+        refresh_outputs(self, self.stacks[change_set.stack_id], change_set)
+        return result
+
+    CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
+    CloudFormationBackend._streamstack_changeset_patched = True  # type: ignore[attr-defined]

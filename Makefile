@@ -11,7 +11,18 @@ CARGO ?= cargo
 BIN   := target/debug/streamstack
 TEMPLATES := target/templates
 
-.PHONY: all build demo test lint unit checkers templates validate synth schema bench clean
+# The `local` environment runs on the emulator (scripts/emulator.sh); any
+# other uses your AWS credentials. EMULATOR=1 or EMULATOR=0 overrides.
+EMULATOR ?= $(if $(filter local,$(ENV)),1,0)
+EMULATOR_PORT ?= 4566
+ifeq ($(EMULATOR),1)
+AWS_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+endif
+# The tests' own emulator, apart from one a person may have running for the demo.
+TEST_EMULATOR := STREAMSTACK_EMULATOR_PORT=4599 STREAMSTACK_EMULATOR_STATE=.state/emulator-test
+
+.PHONY: all build demo test lint unit emulator-test checkers templates validate synth schema bench clean \
+        emulator emulator-stop up down plan status
 
 all: build
 
@@ -20,26 +31,63 @@ build:
 	@echo "==> building streamstack (the first build compiles all dependencies and takes a few minutes)"
 	$(CARGO) build --locked
 
-demo: build
+demo: build emulator
 	@echo "==> validating $(STACK)"
 	$(BIN) validate $(STACK)
-	@echo "==> synthesizing the CloudFormation template of $(STACK) for environment $(ENV)"
-	@mkdir -p $(TEMPLATES)
-	$(BIN) synth $(STACK) --env $(ENV) -o $(TEMPLATES)/demo-$(ENV).json
+	@echo "==> bringing $(STACK) up on the local emulator (environment local)"
+	$(AWS_ENV) $(BIN) up $(STACK) --env local
+	@echo "==> status"
+	$(AWS_ENV) $(BIN) status $(STACK) --env local
 	@echo
 	@echo "Next:"
+	@echo "  make plan ENV=local        # what a change to $(STACK) would do"
+	@echo "  make status                # the stack and every resource"
+	@echo "  make down                  # tear it down (asks before deleting data), emulator included"
 	@echo "  $(BIN) synth $(STACK) --env prod     # the production template"
-	@echo "  $(BIN) schema > stack.schema.json    # JSON Schema for your editor"
-	@echo "  make test                            # every test"
 
-test: lint unit checkers
+# The local emulator (moto with the project's extensions), when ENV needs it.
+emulator:
+	@if [ "$(EMULATOR)" = 1 ]; then STREAMSTACK_EMULATOR_PORT=$(EMULATOR_PORT) scripts/emulator.sh start; fi
+
+emulator-stop:
+	@scripts/emulator.sh stop
+
+up: build emulator
+	$(AWS_ENV) $(BIN) up $(STACK) --env $(ENV)
+
+plan: build emulator
+	$(AWS_ENV) $(BIN) plan $(STACK) --env $(ENV)
+
+status: build
+	$(AWS_ENV) $(BIN) status $(STACK) --env $(ENV)
+
+# On the emulator, `down` deletes the demo's data without asking (it is
+# throwaway) and stops the emulator. On AWS it asks: pass ARGS=--delete-data
+# or ARGS=--keep-data.
+down: build
+	@if [ "$(EMULATOR)" = 1 ]; then \
+	  if scripts/emulator.sh status >/dev/null 2>&1; then $(AWS_ENV) $(BIN) down $(STACK) --env $(ENV) --delete-data; fi; \
+	  scripts/emulator.sh stop; \
+	else \
+	  $(BIN) down $(STACK) --env $(ENV) $(ARGS); \
+	fi
+
+test: lint unit emulator-test checkers
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# Rust tests; those of the lifecycle run against an emulator of their own,
+# started here and stopped whatever the outcome.
 unit:
-	$(CARGO) test --locked
+	@$(TEST_EMULATOR) scripts/emulator.sh start
+	@trap '$(TEST_EMULATOR) scripts/emulator.sh stop' EXIT; \
+	  STREAMSTACK_TEST_ENDPOINT=http://127.0.0.1:4599 $(CARGO) test --locked
+
+# The emulator extension's own tests (pytest, on a server of their own).
+emulator-test:
+	scripts/emulator.sh test -q
 
 # Every shipped stack in every environment, synthesized and checked by
 # cfn-lint and checkov (installed into .venv/checkers when missing).

@@ -11,6 +11,7 @@
 #
 # Environment:
 #   STREAMSTACK_EMULATOR_PORT           port for `start` (default 4566)
+#   STREAMSTACK_EMULATOR_STATE          directory of pid, port and log (default .state/emulator)
 #   STREAMSTACK_EMULATOR_PYTHON         interpreter for the venv (default python3)
 #   STREAMSTACK_EMULATOR_START_TIMEOUT  seconds `start` waits for HTTP (default 30)
 #   STREAMSTACK_EMULATOR_FIREHOSE_TICK  seconds between Firehose delivery passes (default 0.5)
@@ -22,7 +23,7 @@ EMULATOR_DIR="$REPO/scripts/emulator"
 REQUIREMENTS="$REPO/scripts/requirements-emulator.txt"
 VENV="$REPO/.venv/emulator"
 STAMP="$VENV/.requirements.sha256"
-STATE="$REPO/.state/emulator"
+STATE="${STREAMSTACK_EMULATOR_STATE:-$REPO/.state/emulator}"
 PID_FILE="$STATE/emulator.pid"
 PORT_FILE="$STATE/emulator.port"
 LOG_FILE="$STATE/emulator.log"

@@ -5,6 +5,9 @@
 //! Layers: `spec` (stack files: parse, validate) and `template` (compile to
 //! CloudFormation) are pure; `cli` is the edge that reads files and prints.
 
+pub mod aws;
 pub mod cli;
+pub mod deploy;
+pub mod processor;
 pub mod spec;
 pub mod template;

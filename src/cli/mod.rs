@@ -1,7 +1,11 @@
 //! The command line: one file a subcommand. Each returns an [`Exit`] code.
 
+mod down;
+mod plan;
 mod schema;
+mod status;
 mod synth;
+mod up;
 mod validate;
 
 use std::io::IsTerminal;
@@ -9,8 +13,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::aws::{Aws, AwsArgs};
+use crate::deploy::DeployError;
 use crate::spec::diagnostic::Report;
+use crate::spec::model::Target;
 use crate::spec::{self, LoadError, Resolved};
+use crate::template;
 
 /// Documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +28,12 @@ pub enum Exit {
     Ok = 0,
     /// The input (stack file, arguments) is invalid; nothing was changed.
     Invalid = 1,
-    /// A runtime failure (I/O, AWS).
+    /// A runtime failure (I/O, AWS), a failed deployment, an unhealthy stack.
     Failed = 2,
+    /// Refused for safety: data present on `down`, a stateful replacement on `up`.
+    Refused = 3,
+    /// `plan --detailed-exitcode`: the plan has changes.
+    Changes = 4,
 }
 
 #[derive(Debug, Parser)]
@@ -34,6 +46,8 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,6 +66,14 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Print the stack file's JSON Schema, for editors.
     Schema,
+    /// Show what `up` would change (a change set, deleted afterwards).
+    Plan(plan::PlanArgs),
+    /// Create or update the stack through a change set, with live progress.
+    Up(up::UpArgs),
+    /// Tear the stack down; never deletes data without being told.
+    Down(down::DownArgs),
+    /// Stack state, every resource, outputs; non-zero when unhealthy.
+    Status(StackArgs),
 }
 
 /// The stack file and environment a command works on.
@@ -70,6 +92,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(args) => validate::run(args, cli.output),
         Command::Synth(args) => synth::run(args),
         Command::Schema => schema::run(),
+        Command::Plan(args) => plan::run(args, &cli),
+        Command::Up(args) => up::run(args, &cli),
+        Command::Down(args) => down::run(args, &cli),
+        Command::Status(args) => status::run(args, &cli),
     };
     exit as u8
 }
@@ -101,4 +127,76 @@ fn load(args: &StackArgs, output: Output) -> Result<Resolved, Exit> {
             Exit::Invalid
         }
     })
+}
+
+/// Runs an async command on a runtime made for it (offline commands need none).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+        .block_on(future)
+}
+
+/// Connects to AWS for a stack. An environment that targets the emulator
+/// must name an endpoint, so it can never reach an AWS account by mistake.
+async fn connect(cli: &Cli, resolved: &Resolved) -> Result<Aws, Exit> {
+    let aws = Aws::connect(&cli.aws, &resolved.stack.region).await;
+    if resolved.stack.target == Target::Emulator && aws.endpoint_url().is_none() {
+        eprintln!(
+            "error: stack {} targets the emulator, but no endpoint is set: set AWS_ENDPOINT_URL or --endpoint-url (`make up` does)",
+            resolved.stack_name()
+        );
+        return Err(Exit::Invalid);
+    }
+    Ok(aws)
+}
+
+/// The template as CloudFormation receives it, the stack tags, and the resource count.
+struct Deployment {
+    stack: String,
+    body: String,
+    tags: Vec<(String, String)>,
+    resource_count: usize,
+}
+
+fn deployment(resolved: &Resolved) -> Deployment {
+    let compiled = template::compile(resolved);
+    let resource_count = compiled["Resources"].as_object().map_or(0, |r| r.len());
+    let mut tags: Vec<(String, String)> = resolved
+        .stack
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    tags.push(("streamstack:stack".into(), resolved.stack_name()));
+    Deployment {
+        stack: resolved.stack_name(),
+        // Compact: CloudFormation counts the bytes of an inline template.
+        body: serde_json::to_string(&compiled).expect("a JSON value always serializes"),
+        tags,
+        resource_count,
+    }
+}
+
+/// Prints a deploy error and maps it to an exit code.
+fn deploy_failed(e: &DeployError) -> Exit {
+    eprintln!("error: {e}");
+    if e.is_refusal() {
+        Exit::Refused
+    } else {
+        Exit::Failed
+    }
+}
+
+fn print_outputs(outputs: &std::collections::BTreeMap<String, String>) {
+    if outputs.is_empty() {
+        return;
+    }
+    println!("Outputs:");
+    let width = outputs.keys().map(String::len).max().unwrap_or(0);
+    for (key, value) in outputs {
+        println!("  {key:<width$}  {value}");
+    }
 }

@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 
 use super::names::METRICS_NAMESPACE;
+use super::network::{self, Placement};
 use super::{Template, archive, get_att, iam, key, r, stream, sub, table};
 use crate::spec::model::Encryption;
 
@@ -16,15 +17,13 @@ const LAUNCH_TEMPLATE: &str = "HostLaunchTemplate";
 const INSTANCE: &str = "HostInstance";
 const GROUP: &str = "HostGroup";
 const IMAGE_PARAMETER: &str = "HostImageId";
-/// Template parameter naming the host's VPC: the stack file's `host.vpc_id`,
-/// or the account's default VPC, which `up` looks up (synth stays offline).
-pub const VPC_PARAMETER: &str = "HostVpcId";
 
 /// The host's bootstrap script; configuration is prepended as variables.
 const BOOTSTRAP: &str = include_str!("../../scripts/host-bootstrap.sh");
 
 pub fn add(t: &mut Template<'_>) {
-    security_group(t);
+    let placement = network::add(t);
+    security_group(t, &placement);
     role(t);
     launch_template(t);
     if t.stack.host.count == 1 {
@@ -32,8 +31,8 @@ pub fn add(t: &mut Template<'_>) {
             "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
             "Tags": t.tags(),
         });
-        if let Some(subnet) = t.stack.host.subnet_ids.first() {
-            properties["SubnetId"] = json!(subnet);
+        if let Some(subnet) = placement.subnets.first() {
+            properties["SubnetId"] = subnet.clone();
         }
         t.resource(
             INSTANCE,
@@ -51,17 +50,13 @@ pub fn add(t: &mut Template<'_>) {
             .into_iter()
             .map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true }))
             .collect();
-        let mut properties = json!({
+        let properties = json!({
             "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
             "MinSize": count, "MaxSize": count, "DesiredCapacity": count,
             "HealthCheckType": "EC2",
+            "VPCZoneIdentifier": placement.subnets,
             "Tags": tags,
         });
-        if t.stack.host.subnet_ids.is_empty() {
-            properties["AvailabilityZones"] = json!({ "Fn::GetAZs": "" });
-        } else {
-            properties["VPCZoneIdentifier"] = json!(t.stack.host.subnet_ids);
-        }
         t.resource(
             GROUP,
             json!({
@@ -79,25 +74,16 @@ pub fn add(t: &mut Template<'_>) {
     }
 }
 
-fn security_group(t: &mut Template<'_>) {
-    let mut properties = json!({
+fn security_group(t: &mut Template<'_>, placement: &Placement) {
+    let properties = json!({
         "GroupDescription": format!("streamstack {} processor host: no inbound access, HTTPS out", t.names.stack),
         "SecurityGroupEgress": [{
             "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0",
             "Description": "HTTPS to AWS APIs and the X API",
         }],
+        "VpcId": placement.vpc,
         "Tags": t.tags(),
     });
-    // Egress rules need the VPC named, even for the default VPC.
-    let mut parameter = json!({
-        "Type": "AWS::EC2::VPC::Id",
-        "Description": "VPC of the processor host(s); `streamstack up` passes the account's default VPC when the stack file names none",
-    });
-    if let Some(vpc) = &t.stack.host.vpc_id {
-        parameter["Default"] = json!(vpc);
-    }
-    t.parameter(VPC_PARAMETER, parameter);
-    properties["VpcId"] = r(VPC_PARAMETER);
     t.resource(
         SECURITY_GROUP,
         json!({ "Type": "AWS::EC2::SecurityGroup", "Properties": properties }),

@@ -11,10 +11,23 @@ mod host;
 mod iam;
 mod key;
 mod names;
+mod network;
 mod stream;
 mod table;
 
-pub use names::Names;
+pub use names::{METRICS_NAMESPACE, Names};
+
+/// Logical ids and key attributes that commands outside the compiler need
+/// (teardown, status, the processor).
+pub mod logical {
+    pub use super::archive::{BUCKET as ARCHIVE_BUCKET, DELIVERY_STREAM};
+    pub use super::key::KEY as STACK_KEY;
+    pub use super::stream::STREAM;
+    pub use super::table::{
+        AGGREGATES as AGGREGATES_TABLE, LEASE_CHECKPOINT, LEASES as LEASE_TABLE, LEASES_PK,
+        TABLE as TWEETS_TABLE,
+    };
+}
 
 use serde_json::{Map, Value, json};
 

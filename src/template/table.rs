@@ -15,6 +15,8 @@ pub const AGGREGATES_PK: &str = "pk";
 pub const AGGREGATES_SK: &str = "sk";
 /// Key attribute of the lease table.
 pub const LEASES_PK: &str = "shard_id";
+/// Lease table attribute holding the last sequence number stored for a shard.
+pub const LEASE_CHECKPOINT: &str = "checkpoint";
 /// Expiry attribute of aggregate items (old minutes age out).
 pub const AGGREGATES_TTL: &str = "expires_at";
 

@@ -13,6 +13,13 @@ cfn_s3                 deleting a non-empty AWS::S3::Bucket fails (DELETE_FAILED
 cfn_changeset          Outputs/exports of stacks created or updated by change sets
 cfn_events             per-resource stack events; updates no longer drop resources
 cfn_failures           CREATE_FAILED + rollback (etc.) instead of HTTP 500
+cfn_delete_order       stack delete/rollback in reverse dependency order, one attempt each
+cfn_vpc                deletes of route tables, routes, associations, IGWs, attachments
+ec2_vpc                launch ENIs deleted with the instance; DeleteVpc checks/cleans like AWS
+cfn_bucket_policy      AWS::S3::BucketPolicy in CloudFormation
+cfn_log_stream         AWS::Logs::LogStream in CloudFormation
+cfn_placeholder        other unsupported types recorded in the stack (events, listing)
+cfn_resources          Describe/ListStackResources from template + events, never re-creating
 firehose_delivery      Kinesis -> Firehose -> S3 delivery with buffering, GZIP, prefixes
 kinesis_shards         no lost records under concurrent PutRecords; O(1) sequence numbers
 =====================  ==============================================================
@@ -44,13 +51,20 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
     # Defining these CloudFormationModel subclasses registers their types...
     from . import (
         cfn_alarm,
+        cfn_bucket_policy,
         cfn_changeset,
+        cfn_delete_order,
         cfn_ec2,
         cfn_events,
         cfn_failures,
         cfn_firehose,
         cfn_kinesis,
+        cfn_log_stream,
+        cfn_placeholder,
+        cfn_resources,
         cfn_s3,
+        cfn_vpc,
+        ec2_vpc,
         kinesis_shards,
     )
 
@@ -67,6 +81,13 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
     cfn_changeset.apply()
     cfn_events.apply()
     cfn_failures.apply()  # after cfn_changeset: it wraps the wrapped execute_change_set
+    cfn_delete_order.apply()
+    cfn_vpc.apply()
+    ec2_vpc.apply()
+    cfn_bucket_policy.apply()
+    cfn_log_stream.apply()
+    cfn_placeholder.apply()
+    cfn_resources.apply()
     kinesis_shards.apply()
 
     if start_delivery:

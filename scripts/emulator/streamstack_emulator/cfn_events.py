@@ -29,6 +29,7 @@ from moto.cloudformation.models import Event, Stack
 
 FAILED_RESOURCE_ATTR = "_streamstack_failed_resource"
 DELETE_ERRORS_ATTR = "_streamstack_delete_errors"  # on a ResourceMap: logical id -> (type, physical id, exc)
+STATUS_REASON_ATTR = "streamstack_status_reason"  # on a resource: reason of its CREATE_COMPLETE event
 
 
 def stack_of(resources_map: Any) -> Stack | None:
@@ -112,7 +113,8 @@ def apply() -> None:
                 add_event(stack, logical_id, resource_type, "CREATE_FAILED", reason=describe_exception(exc))
             raise
         if resource is not None:
-            add_event(stack, logical_id, resource_type, "CREATE_COMPLETE", _physical_id(resource))
+            reason = getattr(resource, STATUS_REASON_ATTR, None)
+            add_event(stack, logical_id, resource_type, "CREATE_COMPLETE", _physical_id(resource), reason)
         return resource
 
     original_update = parsing.parse_and_update_resource

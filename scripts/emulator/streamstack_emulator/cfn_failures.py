@@ -17,8 +17,8 @@ Patch, mirroring what CloudFormation does (with rollback enabled):
 * update (UpdateStack, or an UPDATE change set): moto cannot roll an update
   back, so the stack ends in UPDATE_ROLLBACK_FAILED, with a reason saying so.
 * delete: the stack ends in DELETE_FAILED with the reason and stays
-  describable by name; resources with ``DeletionPolicy: Retain`` get a
-  DELETE_SKIPPED event (moto already keeps them).
+  describable by name (``cfn_delete_order`` gives resources with
+  ``DeletionPolicy: Retain`` their DELETE_SKIPPED event).
 
 Template errors that moto reports as CloudFormation ``ValidationError`` before
 any resource is touched (e.g. bad Fn::GetAtt in Outputs at CreateChangeSet)
@@ -134,16 +134,6 @@ def apply() -> None:
     def delete(self: Stack) -> None:
         outputs_before = freeze_outputs(self)
         resource_map = self.resource_map
-        for logical_id, resource_json in resource_map._resource_json_map.items():
-            resource = resource_map._parsed_resources.get(logical_id)
-            if resource_json.get("DeletionPolicy") == "Retain" and resource is not None:
-                add_event(
-                    self,
-                    logical_id,
-                    resource_json.get("Type", ""),
-                    "DELETE_SKIPPED",
-                    getattr(resource, "physical_resource_id", None),
-                )
         try:
             original_delete(self)
         except Exception as exc:  # noqa: BLE001

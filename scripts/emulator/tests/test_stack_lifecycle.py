@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from conftest import deploy_with_change_set, wait_for
 
 QUEUE = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "ss-fail-queue"}}
@@ -124,3 +127,40 @@ def test_deleting_a_non_empty_bucket_fails_like_aws(client: Any) -> None:
     cfn.delete_stack(StackName="ss-bucket")
     wait_for(lambda: "ss-life-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]], 5)
     assert cfn.describe_stacks(StackName=stack["StackId"])["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_a_tls_only_bucket_policy_denies_only_what_it_says(client: Any) -> None:
+    """The TLS-only Deny must not block requests to the emulator, which stands in
+    for AWS's HTTPS endpoint; any other Deny in the same policy still applies."""
+    cfn, s3 = client("cloudformation"), client("s3")
+    bucket = "ss-tls-only-bucket"
+    arn = f"arn:aws:s3:::{bucket}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {"Sid": "DenyLocked", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"{arn}/locked/*"},
+        ],
+    }
+    template = {
+        "Resources": {
+            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}},
+            "Policy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": policy}},
+        }
+    }
+    deploy_with_change_set(cfn, "ss-tls", template)
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]["Sid"] == "DenyInsecureTransport"
+    s3.put_object(Bucket=bucket, Key="raw/a", Body=b"x")
+    assert s3.get_object(Bucket=bucket, Key="raw/a")["Body"].read() == b"x"
+    with pytest.raises(ClientError) as denied:
+        s3.put_object(Bucket=bucket, Key="locked/a", Body=b"x")
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    s3.delete_object(Bucket=bucket, Key="raw/a")
+    cfn.delete_stack(StackName="ss-tls")

@@ -1,0 +1,70 @@
+//! `streamstack down`: teardown that never deletes data silently.
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Cli, Exit, Output, StackArgs, block_on, connect, deploy_failed, load};
+use crate::deploy::POLL_INTERVAL;
+use crate::deploy::down::{self, DataPolicy, DownOutcome};
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Delete the data too: empty the (versioned) bucket, delete it and the tables.
+    #[arg(long, conflicts_with = "keep_data")]
+    pub delete_data: bool,
+    /// Delete everything else; keep the bucket, the tables and the key, and say where they are.
+    #[arg(long)]
+    pub keep_data: bool,
+}
+
+pub fn run(args: &DownArgs, cli: &Cli) -> Exit {
+    let resolved = match load(&args.stack, cli.output) {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    let policy = match (args.delete_data, args.keep_data) {
+        (true, _) => DataPolicy::Delete,
+        (_, true) => DataPolicy::Keep,
+        _ => DataPolicy::Refuse,
+    };
+    block_on(async {
+        let aws = match connect(cli, &resolved).await {
+            Ok(aws) => aws,
+            Err(exit) => return exit,
+        };
+        let stack = resolved.stack_name();
+        if cli.output == Output::Text {
+            eprintln!("taking stock of the data in stack {stack}:");
+        }
+        match down::down(&aws, &stack, policy, POLL_INTERVAL).await {
+            Ok(DownOutcome::NothingToDo) => {
+                match cli.output {
+                    Output::Json => println!(
+                        "{}",
+                        json!({ "stack": stack, "deleted": false, "existed": false })
+                    ),
+                    Output::Text => println!("{stack}: no such stack, nothing to tear down"),
+                }
+                Exit::Ok
+            }
+            Ok(DownOutcome::Deleted { inventory, kept }) => {
+                match cli.output {
+                    Output::Json => println!(
+                        "{}",
+                        json!({ "stack": stack, "deleted": true, "existed": true, "inventory": inventory, "kept": kept })
+                    ),
+                    Output::Text => {
+                        println!("{stack}: deleted");
+                        for k in &kept {
+                            println!("  kept {k}");
+                        }
+                    }
+                }
+                Exit::Ok
+            }
+            Err(e) => deploy_failed(&e),
+        }
+    })
+}

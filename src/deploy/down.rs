@@ -1,0 +1,492 @@
+//! `down`: teardown that never deletes data silently.
+//!
+//! The template retains the archive bucket, the tweets and aggregates tables
+//! and the stack's KMS key when the stack is deleted. So `down` first takes
+//! stock of the data; with data present it stops unless told
+//! `--delete-data` (empty and delete them too) or `--keep-data` (delete the
+//! rest, keep them, say where they are).
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use serde::Serialize;
+
+use super::DeployError;
+use super::progress::Progress;
+use super::stack::{self, Resource, Settled, Watch};
+use crate::aws::{Aws, AwsError, ResultExt, service_code};
+use crate::template::logical;
+
+/// The data a stack still holds.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Inventory {
+    pub bucket: Option<BucketData>,
+    pub tables: Vec<TableData>,
+    pub stream: Option<StreamData>,
+    pub kms_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketData {
+    pub name: String,
+    /// Current object versions.
+    pub objects: u64,
+    /// Older versions and delete markers (a versioned bucket keeps them).
+    pub noncurrent_versions: u64,
+    pub delete_markers: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableData {
+    pub name: String,
+    pub empty: bool,
+    /// DynamoDB's own count, refreshed about every six hours.
+    pub approximate_items: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamData {
+    pub name: String,
+    /// Records after the processor's checkpoints (or all retained records when none), capped per shard.
+    pub unread_records: u64,
+}
+
+impl Inventory {
+    pub fn has_data(&self) -> bool {
+        self.bucket
+            .as_ref()
+            .is_some_and(|b| b.objects + b.noncurrent_versions + b.delete_markers > 0)
+            || self.tables.iter().any(|t| !t.empty)
+            || self.stream.as_ref().is_some_and(|s| s.unread_records > 0)
+    }
+
+    /// Lines for people.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(b) = &self.bucket {
+            lines.push(format!(
+                "bucket {}: {} object(s), {} older version(s), {} delete marker(s)",
+                b.name, b.objects, b.noncurrent_versions, b.delete_markers
+            ));
+        }
+        for t in &self.tables {
+            lines.push(if t.empty {
+                format!("table {}: empty", t.name)
+            } else {
+                format!(
+                    "table {}: holds items (about {} by DynamoDB's periodic count)",
+                    t.name, t.approximate_items
+                )
+            });
+        }
+        if let Some(s) = &self.stream {
+            lines.push(format!(
+                "stream {}: {} record(s) not yet read by the processor",
+                s.name, s.unread_records
+            ));
+        }
+        lines
+    }
+}
+
+fn physical<'r>(resources: &'r [Resource], logical_id: &str) -> Option<&'r str> {
+    resources
+        .iter()
+        .find(|r| r.logical_id == logical_id)
+        .and_then(|r| r.physical_id.as_deref())
+}
+
+/// Takes stock of the data in the stack's bucket, tables and stream.
+pub async fn inventory(aws: &Aws, resources: &[Resource]) -> Result<Inventory, AwsError> {
+    let mut inv = Inventory {
+        kms_key: physical(resources, logical::STACK_KEY).map(str::to_string),
+        ..Default::default()
+    };
+    if let Some(bucket) = physical(resources, logical::ARCHIVE_BUCKET) {
+        inv.bucket = bucket_data(aws, bucket).await?;
+    }
+    for table in [logical::TWEETS_TABLE, logical::AGGREGATES_TABLE] {
+        if let Some(name) = physical(resources, table) {
+            inv.tables.extend(table_data(aws, name).await?);
+        }
+    }
+    if let Some(stream) = physical(resources, logical::STREAM) {
+        let leases = physical(resources, logical::LEASE_TABLE);
+        inv.stream = stream_data(aws, stream, leases).await?;
+    }
+    Ok(inv)
+}
+
+async fn bucket_data(aws: &Aws, bucket: &str) -> Result<Option<BucketData>, AwsError> {
+    let s3 = aws.s3();
+    let mut data = BucketData {
+        name: bucket.to_string(),
+        objects: 0,
+        noncurrent_versions: 0,
+        delete_markers: 0,
+    };
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    loop {
+        let page = match s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if service_code(&e) == Some("NoSuchBucket") => return Ok(None),
+            Err(e) => {
+                return Err(AwsError::new(
+                    format!("listing objects of bucket {bucket}"),
+                    e,
+                ));
+            }
+        };
+        for v in page.versions() {
+            if v.is_latest() == Some(true) {
+                data.objects += 1;
+            } else {
+                data.noncurrent_versions += 1;
+            }
+        }
+        data.delete_markers += page.delete_markers().len() as u64;
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+    }
+    Ok(Some(data))
+}
+
+async fn table_data(aws: &Aws, table: &str) -> Result<Option<TableData>, AwsError> {
+    let ddb = aws.dynamodb();
+    let described = match ddb.describe_table().table_name(table).send().await {
+        Ok(d) => d,
+        Err(e) if service_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) => return Err(AwsError::new(format!("describing table {table}"), e)),
+    };
+    // One item is enough to know the table is not empty; a full count would read it all.
+    let scan = ddb
+        .scan()
+        .table_name(table)
+        .limit(1)
+        .send()
+        .await
+        .aws(format!("looking for items in table {table}"))?;
+    Ok(Some(TableData {
+        name: table.to_string(),
+        empty: scan.items().is_empty() && scan.last_evaluated_key().is_none(),
+        approximate_items: described.table().and_then(|t| t.item_count()).unwrap_or(0),
+    }))
+}
+
+/// Records per shard read to tell "unread" (one GetRecords page).
+const UNREAD_SAMPLE: i32 = 10_000;
+
+async fn stream_data(
+    aws: &Aws,
+    stream: &str,
+    lease_table: Option<&str>,
+) -> Result<Option<StreamData>, AwsError> {
+    let kinesis = aws.kinesis();
+    let shards = match kinesis.list_shards().stream_name(stream).send().await {
+        Ok(out) => out.shards().to_vec(),
+        Err(e) if service_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) => {
+            return Err(AwsError::new(
+                format!("listing shards of stream {stream}"),
+                e,
+            ));
+        }
+    };
+    let mut unread = 0;
+    for shard in shards {
+        let shard_id = shard.shard_id();
+        let checkpoint = match lease_table {
+            Some(table) => checkpoint(aws, table, shard_id).await?,
+            None => None,
+        };
+        let mut call = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard_id);
+        call = match &checkpoint {
+            Some(seq) => call
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            None => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let mut iterator = call
+            .send()
+            .await
+            .aws(format!("reading shard {shard_id} of stream {stream}"))?
+            .shard_iterator()
+            .map(str::to_string);
+        // A shard can answer empty pages before its first record; a few pages settle it.
+        for _ in 0..5 {
+            let Some(it) = iterator.take() else { break };
+            let page = kinesis
+                .get_records()
+                .shard_iterator(it)
+                .limit(UNREAD_SAMPLE)
+                .send()
+                .await
+                .aws(format!("reading shard {shard_id} of stream {stream}"))?;
+            unread += page.records().len() as u64;
+            if !page.records().is_empty() || page.millis_behind_latest().unwrap_or(0) == 0 {
+                break;
+            }
+            iterator = page.next_shard_iterator().map(str::to_string);
+        }
+    }
+    Ok(Some(StreamData {
+        name: stream.to_string(),
+        unread_records: unread,
+    }))
+}
+
+async fn checkpoint(aws: &Aws, table: &str, shard_id: &str) -> Result<Option<String>, AwsError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = match aws
+        .dynamodb()
+        .get_item()
+        .table_name(table)
+        .key(logical::LEASES_PK, AttributeValue::S(shard_id.to_string()))
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if service_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) => {
+            return Err(AwsError::new(
+                format!("reading the checkpoint of shard {shard_id}"),
+                e,
+            ));
+        }
+    };
+    Ok(out
+        .item()
+        .and_then(|i| i.get(logical::LEASE_CHECKPOINT))
+        .and_then(|v| v.as_s().ok())
+        .cloned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPolicy {
+    /// Stop when data is present.
+    Refuse,
+    Delete,
+    Keep,
+}
+
+#[derive(Debug)]
+pub enum DownOutcome {
+    /// There was no stack.
+    NothingToDo,
+    /// The stack is gone; `kept` lists the data resources left in place.
+    Deleted {
+        inventory: Inventory,
+        kept: Vec<String>,
+    },
+}
+
+pub async fn down(
+    aws: &Aws,
+    stack: &str,
+    policy: DataPolicy,
+    poll: Duration,
+) -> Result<DownOutcome, DeployError> {
+    let cfn = aws.cloudformation();
+    let Some(info) = stack::describe(&cfn, stack).await? else {
+        return Ok(DownOutcome::NothingToDo);
+    };
+    let resources = stack::resources(&cfn, &info.id).await?;
+    let inventory = inventory(aws, &resources).await?;
+    let has_data = inventory.has_data();
+    for line in inventory.describe() {
+        eprintln!("  {line}");
+    }
+    if has_data && policy == DataPolicy::Refuse {
+        return Err(DeployError::DataPresent {
+            stack: stack.to_string(),
+        });
+    }
+    let delete_data = policy == DataPolicy::Delete || !has_data;
+    if delete_data && let Some(bucket) = &inventory.bucket {
+        empty_bucket(aws, &bucket.name).await?;
+    }
+
+    let mut watch = Watch::start(&cfn, &info.id).await?;
+    cfn.delete_stack()
+        .stack_name(&info.id)
+        .send()
+        .await
+        .aws(format!("deleting stack {stack}"))?;
+    let mut progress = Progress::new("Deleting", stack, resources.len());
+    match stack::wait(&cfn, &mut watch, &mut progress, poll).await? {
+        Settled::Gone => progress.finish("DELETE_COMPLETE"),
+        Settled::At(after) => {
+            progress.finish(&after.status);
+            let cause = watch
+                .root_cause(stack)
+                .or(after.reason)
+                .unwrap_or_else(|| "no reason given".into());
+            let hint = if cause.contains("BucketNotEmpty") || cause.contains("not empty") {
+                " (a bucket still holds objects: `down --delete-data` empties it first)"
+            } else {
+                ""
+            };
+            return Err(DeployError::Failed {
+                stack: stack.to_string(),
+                operation: "deletion",
+                status: after.status,
+                cause: format!("{cause}{hint}"),
+            });
+        }
+    }
+
+    let mut kept = Vec::new();
+    if delete_data {
+        delete_retained(aws, &inventory).await?;
+    } else {
+        kept.extend(
+            inventory
+                .bucket
+                .iter()
+                .map(|b| format!("bucket {}", b.name)),
+        );
+        kept.extend(inventory.tables.iter().map(|t| format!("table {}", t.name)));
+        kept.extend(
+            inventory
+                .kms_key
+                .iter()
+                .map(|k| format!("KMS key {k} (it encrypts the kept data)")),
+        );
+    }
+    Ok(DownOutcome::Deleted { inventory, kept })
+}
+
+/// Deletes every object version and delete marker, a thousand at a time.
+pub async fn empty_bucket(aws: &Aws, bucket: &str) -> Result<u64, AwsError> {
+    let s3 = aws.s3();
+    let mut deleted = 0;
+    loop {
+        let page = match s3
+            .list_object_versions()
+            .bucket(bucket)
+            .max_keys(1000)
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if service_code(&e) == Some("NoSuchBucket") => return Ok(deleted),
+            Err(e) => {
+                return Err(AwsError::new(
+                    format!("listing objects of bucket {bucket}"),
+                    e,
+                ));
+            }
+        };
+        let ids: Vec<ObjectIdentifier> = page
+            .versions()
+            .iter()
+            .filter_map(|v| {
+                ObjectIdentifier::builder()
+                    .key(v.key()?)
+                    .set_version_id(v.version_id().map(str::to_string))
+                    .build()
+                    .ok()
+            })
+            .chain(page.delete_markers().iter().filter_map(|m| {
+                ObjectIdentifier::builder()
+                    .key(m.key()?)
+                    .set_version_id(m.version_id().map(str::to_string))
+                    .build()
+                    .ok()
+            }))
+            .collect();
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        let count = ids.len() as u64;
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .expect("objects are set");
+        let out = s3
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .aws(format!("emptying bucket {bucket}"))?;
+        if let Some(err) = out.errors().first() {
+            return Err(AwsError {
+                action: format!("emptying bucket {bucket}"),
+                code: err.code().map(str::to_string),
+                detail: format!(
+                    "{}: {} ({})",
+                    err.code().unwrap_or("?"),
+                    err.message().unwrap_or(""),
+                    err.key().unwrap_or("")
+                ),
+            });
+        }
+        deleted += count;
+        eprintln!("  emptied {deleted} object version(s) from {bucket}");
+    }
+}
+
+/// Removes what the template retains on stack deletion.
+pub async fn delete_retained(aws: &Aws, inventory: &Inventory) -> Result<(), AwsError> {
+    if let Some(bucket) = &inventory.bucket {
+        match aws.s3().delete_bucket().bucket(&bucket.name).send().await {
+            Ok(_) => eprintln!("  deleted bucket {}", bucket.name),
+            Err(e) if service_code(&e) == Some("NoSuchBucket") => {}
+            Err(e) => return Err(AwsError::new(format!("deleting bucket {}", bucket.name), e)),
+        }
+    }
+    for table in &inventory.tables {
+        match aws
+            .dynamodb()
+            .delete_table()
+            .table_name(&table.name)
+            .send()
+            .await
+        {
+            Ok(_) => eprintln!("  deleted table {}", table.name),
+            Err(e) if service_code(&e) == Some("ResourceNotFoundException") => {}
+            Err(e) => return Err(AwsError::new(format!("deleting table {}", table.name), e)),
+        }
+    }
+    if let Some(key) = &inventory.kms_key {
+        // KMS keys are never deleted at once: seven days is the shortest wait AWS allows.
+        match aws
+            .kms()
+            .schedule_key_deletion()
+            .key_id(key)
+            .pending_window_in_days(7)
+            .send()
+            .await
+        {
+            Ok(_) => eprintln!("  scheduled KMS key {key} for deletion in 7 days"),
+            Err(e)
+                if matches!(
+                    service_code(&e),
+                    Some("NotFoundException" | "KMSInvalidStateException")
+                ) => {}
+            Err(e) => {
+                return Err(AwsError::new(
+                    format!("scheduling deletion of KMS key {key}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Where records come from: the X API filtered stream, a replay file, or
+//! synthetic load. Each source sends [`Record`](super::Record)s into a
+//! bounded channel: when the producer falls behind, the source waits
+//! (back-pressure) instead of growing memory.
+
+pub mod x_api;

@@ -1,0 +1,1 @@
+//! X API v2 filtered stream (placeholder, being written).

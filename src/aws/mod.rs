@@ -37,6 +37,7 @@ pub struct Aws {
     firehose: aws_sdk_firehose::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     kms: aws_sdk_kms::Client,
+    ssm: aws_sdk_ssm::Client,
 }
 
 /// Clients for [`Aws::from_clients`] (tests with recorded responses build them).
@@ -48,6 +49,7 @@ pub struct Clients {
     pub firehose: aws_sdk_firehose::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub kms: aws_sdk_kms::Client,
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Aws {
@@ -86,6 +88,7 @@ impl Aws {
             firehose: aws_sdk_firehose::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
         }
     }
 
@@ -100,6 +103,7 @@ impl Aws {
             firehose: clients.firehose,
             cloudwatch: clients.cloudwatch,
             kms: clients.kms,
+            ssm: clients.ssm,
         }
     }
 
@@ -138,5 +142,9 @@ impl Aws {
 
     pub fn kms(&self) -> aws_sdk_kms::Client {
         self.kms.clone()
+    }
+
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        self.ssm.clone()
     }
 }

@@ -1,10 +1,14 @@
 //! The command line: one file a subcommand. Each returns an [`Exit`] code.
 
+mod consume;
 mod down;
 mod plan;
+mod produce;
 mod schema;
 mod status;
 mod synth;
+mod top;
+mod transform;
 mod up;
 mod validate;
 
@@ -74,6 +78,14 @@ pub enum Command {
     Down(down::DownArgs),
     /// Stack state, every resource, outputs; non-zero when unhealthy.
     Status(StackArgs),
+    /// Run a source (replay file, synthetic load, X API) into the stream.
+    Produce(produce::ProduceArgs),
+    /// Run the processor: stream -> DynamoDB, sharing shards through leases.
+    Consume(consume::ConsumeArgs),
+    /// Dry run of the processor on a file: the items and dead letters it would write.
+    Transform(transform::TransformArgs),
+    /// The top hashtags or languages of the last minutes, from the live aggregates.
+    Top(top::TopArgs),
 }
 
 /// The stack file and environment a command works on.
@@ -96,6 +108,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Up(args) => up::run(args, &cli),
         Command::Down(args) => down::run(args, &cli),
         Command::Status(args) => status::run(args, &cli),
+        Command::Produce(args) => produce::run(args, &cli),
+        Command::Consume(args) => consume::run(args, &cli),
+        Command::Transform(args) => transform::run(args, cli.output),
+        Command::Top(args) => top::run(args, &cli),
     };
     exit as u8
 }
@@ -199,4 +215,73 @@ fn print_outputs(outputs: &std::collections::BTreeMap<String, String>) {
     for (key, value) in outputs {
         println!("  {key:<width$}  {value}");
     }
+}
+
+/// The processor's view of a deployed stack: names from the stack file,
+/// the archive bucket from the stack's outputs (its name holds the account).
+struct Pipeline {
+    names: template::Names,
+    bucket: String,
+    dead_letter_prefix: String,
+    shape: crate::processor::batch::ItemShape,
+    batch: crate::spec::model::BatchSpec,
+}
+
+async fn pipeline(aws: &Aws, resolved: &Resolved) -> Result<Pipeline, Exit> {
+    let names = template::Names::new(resolved);
+    let info = match crate::deploy::stack::describe(&aws.cloudformation(), &names.stack).await {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            eprintln!(
+                "error: stack {} does not exist: run `streamstack up` first",
+                names.stack
+            );
+            return Err(Exit::Failed);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(Exit::Failed);
+        }
+    };
+    let Some(bucket) = info.outputs.get("ArchiveBucketName").cloned() else {
+        eprintln!(
+            "error: stack {} ({}) has no ArchiveBucketName output: is it a streamstack stack, and complete?",
+            names.stack, info.status
+        );
+        return Err(Exit::Failed);
+    };
+    let table = &resolved.stack.table;
+    Ok(Pipeline {
+        bucket,
+        dead_letter_prefix: resolved.stack.archive.dead_letter_prefix.clone(),
+        shape: crate::processor::batch::ItemShape {
+            partition_key: table.partition_key.clone(),
+            ttl: table.ttl_attribute.clone().zip(table.ttl_days),
+            aggregates_ttl_days: table.ttl_days.unwrap_or(30),
+        },
+        batch: resolved.stack.processor.batch.clone(),
+        names,
+    })
+}
+
+/// Cancelled on Ctrl-C or SIGTERM (systemd's stop), for graceful shutdown.
+fn shutdown_signal() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler installs");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        t.cancel();
+    });
+    token
 }

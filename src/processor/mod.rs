@@ -7,7 +7,12 @@
 //! records, runs the [`transform`], stores tweets and aggregates through the
 //! [`sink`], and checkpoints only after the sink has stored the batch.
 
+pub mod batch;
+pub mod consumer;
 pub mod deaggregate;
+pub mod metrics;
+pub mod producer;
+pub mod sink;
 pub mod source;
 pub mod transform;
 

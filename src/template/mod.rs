@@ -24,8 +24,8 @@ pub mod logical {
     pub use super::key::KEY as STACK_KEY;
     pub use super::stream::STREAM;
     pub use super::table::{
-        AGGREGATES as AGGREGATES_TABLE, LEASE_CHECKPOINT, LEASES as LEASE_TABLE, LEASES_PK,
-        TABLE as TWEETS_TABLE,
+        AGGREGATES as AGGREGATES_TABLE, AGGREGATES_PK, AGGREGATES_SK, LEASE_CHECKPOINT,
+        LEASES as LEASE_TABLE, LEASES_PK, TABLE as TWEETS_TABLE,
     };
 }
 

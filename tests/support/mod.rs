@@ -21,7 +21,12 @@ pub fn endpoint() -> String {
 
 /// The binary, pointed at the emulator through the standard AWS settings only.
 pub fn streamstack() -> Command {
-    let mut cmd = Command::cargo_bin("streamstack").unwrap();
+    Command::from_std(streamstack_std())
+}
+
+/// The same, as a std command (for processes the test spawns and kills).
+pub fn streamstack_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("streamstack"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
         .env("CI", "true")

@@ -3,4 +3,6 @@
 //! bounded channel: when the producer falls behind, the source waits
 //! (back-pressure) instead of growing memory.
 
+pub mod replay;
+pub mod synthetic;
 pub mod x_api;

@@ -1,0 +1,376 @@
+//! What one batch of Kinesis records becomes: tweet items, aggregate
+//! membership items and dead letters. Pure (no I/O, no clock: the caller
+//! passes the time), so the sink and the `transform` dry run share it.
+//!
+//! Idempotence is decided here. A tweet item is keyed by its id, so a tweet
+//! seen twice (a producer retry, a replay after a crash, a lease handover)
+//! overwrites itself. Aggregates are *membership* items, one per (minute,
+//! value, tweet): `pk = "hashtag#2021-09-20T03:54"`, `sk = "rust#1440000"`.
+//! Writing one twice changes nothing, and a count is the number of such
+//! items, so counts stay exact under any replay. Counters incremented with
+//! `ADD` could not tell a replay from a new tweet.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::deaggregate::deaggregate;
+use super::transform::{self, Tweet};
+use crate::template::logical::{AGGREGATES_PK, AGGREGATES_SK};
+
+/// One Kinesis record as read from a shard.
+#[derive(Debug, Clone)]
+pub struct InRecord<'a> {
+    pub shard_id: &'a str,
+    pub sequence_number: &'a str,
+    pub partition_key: &'a str,
+    pub data: &'a [u8],
+}
+
+/// How tweet items are keyed and expire (from the stack file's `table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemShape {
+    /// The tweets table's partition key attribute (it holds the tweet id).
+    pub partition_key: String,
+    /// TTL attribute and days after ingestion, when the table expires items.
+    pub ttl: Option<(String, u32)>,
+    /// Days aggregate membership items are kept.
+    pub aggregates_ttl_days: u32,
+}
+
+impl Default for ItemShape {
+    fn default() -> Self {
+        Self {
+            partition_key: "tweet_id".into(),
+            ttl: None,
+            aggregates_ttl_days: 30,
+        }
+    }
+}
+
+/// A record (or one tweet object of a page) the processor could not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub shard_id: String,
+    pub sequence_number: String,
+    /// Position inside a KPL aggregate, when the record was one.
+    pub sub_sequence: Option<u64>,
+    /// Position of the tweet object in a page's `data`, when only it failed.
+    pub index: Option<usize>,
+    pub partition_key: String,
+    /// Stable reason code (`not_json`, `bad_field`, ...).
+    pub reason: &'static str,
+    pub error: String,
+    /// The raw bytes, base64 in the stored object.
+    #[serde(serialize_with = "base64")]
+    pub data: Vec<u8>,
+}
+
+fn base64<S: serde::Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&aws_smithy_types::base64::encode(data))
+}
+
+impl DeadLetter {
+    /// Object key under the dead-letter prefix: unique per record (and
+    /// position), so storing the same batch twice writes the same objects.
+    pub fn key(&self, prefix: &str) -> String {
+        let mut key = format!("{prefix}{}/{}", self.shard_id, self.sequence_number);
+        if let Some(sub) = self.sub_sequence {
+            key.push_str(&format!("-{sub}"));
+        }
+        if let Some(index) = self.index {
+            key.push_str(&format!("-i{index}"));
+        }
+        key.push_str(".json");
+        key
+    }
+}
+
+/// Everything a batch stores.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BatchPlan {
+    /// Tweet items by tweet id (a tweet twice in one batch is one item:
+    /// BatchWriteItem refuses duplicate keys in one call).
+    pub tweets: BTreeMap<String, Map<String, Value>>,
+    /// Aggregate membership items by (pk, sk).
+    pub aggregates: BTreeMap<(String, String), Map<String, Value>>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Kinesis records in the batch, and user records after de-aggregation.
+    pub records: usize,
+    pub user_records: usize,
+    /// Keep-alive records (blank), neither tweets nor dead letters.
+    pub heartbeats: usize,
+    /// Tweets extracted, duplicates included.
+    pub tweets_seen: usize,
+}
+
+/// Plans the writes of a batch. `now_s` is the ingestion time (Unix
+/// seconds), used for TTLs and for tweets without a creation time.
+pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPlan {
+    let mut plan = BatchPlan {
+        records: records.len(),
+        ..BatchPlan::default()
+    };
+    for record in records {
+        for user in deaggregate(record.partition_key, record.data) {
+            plan.user_records += 1;
+            let dead = |index: Option<usize>, reason: &transform::DeadLetterReason| DeadLetter {
+                shard_id: record.shard_id.to_string(),
+                sequence_number: record.sequence_number.to_string(),
+                sub_sequence: user.sub_sequence,
+                index,
+                partition_key: user.partition_key.to_string(),
+                reason: reason.code(),
+                error: reason.to_string(),
+                data: user.data.to_vec(),
+            };
+            match transform::transform(&user.data) {
+                Ok(out) => {
+                    if out.kind == transform::RecordKind::Heartbeat {
+                        plan.heartbeats += 1;
+                    }
+                    for rejected in &out.rejected {
+                        plan.dead_letters
+                            .push(dead(Some(rejected.index), &rejected.reason));
+                    }
+                    for tweet in &out.tweets {
+                        plan.tweets_seen += 1;
+                        for item in aggregate_items(tweet, shape, now_s) {
+                            let key = (
+                                item[AGGREGATES_PK].as_str().unwrap_or_default().to_string(),
+                                item[AGGREGATES_SK].as_str().unwrap_or_default().to_string(),
+                            );
+                            plan.aggregates.insert(key, item);
+                        }
+                        plan.tweets
+                            .insert(tweet.id.clone(), tweet_item(tweet, shape, now_s));
+                    }
+                }
+                Err(reason) => plan.dead_letters.push(dead(None, &reason)),
+            }
+        }
+    }
+    plan
+}
+
+/// The tweet's item, keyed by the table's partition key, with its TTL.
+pub fn tweet_item(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Map<String, Value> {
+    let mut item = transform::dynamodb_item(tweet);
+    if shape.partition_key != "tweet_id"
+        && let Some(id) = item.remove("tweet_id")
+    {
+        item.insert(shape.partition_key.clone(), id);
+    }
+    if let Some((attribute, days)) = &shape.ttl {
+        item.insert(
+            attribute.clone(),
+            Value::from(now_s + i64::from(*days) * 86_400),
+        );
+    }
+    item
+}
+
+/// The minute a tweet counts in: its creation minute (`2021-09-20T03:54`),
+/// so that a replay lands in the same minute; the ingestion minute when the
+/// tweet has no creation time.
+pub fn minute_of(tweet: &Tweet, now_s: i64) -> String {
+    match tweet.created_at.as_deref() {
+        Some(created) if created.len() >= 16 => created[..16].to_string(),
+        _ => minute_at(now_s),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM` of a Unix time.
+pub fn minute_at(unix_s: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_s)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// Dimensions counted live: hashtags (case-folded) and languages.
+pub const DIMENSIONS: [&str; 2] = ["hashtag", "lang"];
+
+/// The partition key of one dimension's minute.
+pub fn aggregate_pk(dimension: &str, minute: &str) -> String {
+    format!("{dimension}#{minute}")
+}
+
+fn aggregate_items(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Vec<Map<String, Value>> {
+    let minute = minute_of(tweet, now_s);
+    let expires = now_s + i64::from(shape.aggregates_ttl_days) * 86_400;
+    let mut values: Vec<(&str, String)> = tweet
+        .hashtags
+        .iter()
+        .map(|h| ("hashtag", h.to_lowercase()))
+        .collect();
+    values.sort();
+    values.dedup();
+    if let Some(lang) = &tweet.lang {
+        values.push(("lang", lang.clone()));
+    }
+    values
+        .into_iter()
+        .map(|(dimension, value)| {
+            let mut item = Map::new();
+            item.insert(
+                AGGREGATES_PK.into(),
+                Value::String(aggregate_pk(dimension, &minute)),
+            );
+            item.insert(
+                AGGREGATES_SK.into(),
+                Value::String(format!("{value}#{}", tweet.id)),
+            );
+            item.insert("value".into(), Value::String(value));
+            item.insert("tweet_id".into(), Value::String(tweet.id.clone()));
+            item.insert("expires_at".into(), Value::from(expires));
+            item
+        })
+        .collect()
+}
+
+/// Counts per value from membership sort keys (`value#tweet_id`): distinct
+/// tweets a value, highest first, ties by value.
+pub fn tally<'a>(sort_keys: impl IntoIterator<Item = &'a str>) -> Vec<(String, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for sk in sort_keys {
+        if !seen.insert(sk) {
+            continue;
+        }
+        let value = sk.rsplit_once('#').map_or(sk, |(value, _)| value);
+        *counts.entry(value.to_string()).or_default() += 1;
+    }
+    let mut out: Vec<(String, u64)> = counts.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(seq: &'a str, data: &'a [u8]) -> InRecord<'a> {
+        InRecord {
+            shard_id: "shardId-000000000000",
+            sequence_number: seq,
+            partition_key: "pk",
+            data,
+        }
+    }
+
+    const TWEET: &[u8] =
+        br#"{"data": {"id": "100", "text": "hi #Rust #rust #Data", "author_id": "7", "lang": "en",
+        "created_at": "2021-09-20T03:54:05.000Z",
+        "entities": {"hashtags": [{"tag": "Rust"}, {"tag": "rust"}, {"tag": "Data"}]}},
+        "includes": {"users": [{"id": "7", "username": "ann"}]}}"#;
+
+    #[test]
+    fn a_tweet_becomes_one_item_and_one_membership_per_value() {
+        let p = plan(&[record("1", TWEET)], &ItemShape::default(), 1_700_000_000);
+        assert_eq!(p.tweets.len(), 1);
+        let item = &p.tweets["100"];
+        assert_eq!(item["tweet_id"], "100");
+        assert_eq!(item["author_username"], "ann");
+        let keys: Vec<_> = p.aggregates.keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                ("hashtag#2021-09-20T03:54".into(), "data#100".into()),
+                ("hashtag#2021-09-20T03:54".into(), "rust#100".into()),
+                ("lang#2021-09-20T03:54".into(), "en#100".into()),
+            ]
+        );
+        assert!(p.dead_letters.is_empty());
+    }
+
+    #[test]
+    fn the_same_tweet_twice_plans_the_same_writes_as_once() {
+        let once = plan(&[record("1", TWEET)], &ItemShape::default(), 5);
+        let twice = plan(
+            &[record("1", TWEET), record("2", TWEET)],
+            &ItemShape::default(),
+            5,
+        );
+        assert_eq!(once.tweets, twice.tweets);
+        assert_eq!(once.aggregates, twice.aggregates);
+        assert_eq!(twice.tweets_seen, 2);
+    }
+
+    #[test]
+    fn bad_records_become_dead_letters_with_their_place_and_bytes() {
+        let p = plan(
+            &[
+                record("7", b"{not json"),
+                record("8", TWEET),
+                record("9", b"  \n"),
+            ],
+            &ItemShape::default(),
+            5,
+        );
+        assert_eq!(p.tweets.len(), 1);
+        assert_eq!(p.heartbeats, 1);
+        assert_eq!(p.dead_letters.len(), 1);
+        let d = &p.dead_letters[0];
+        assert_eq!((d.sequence_number.as_str(), d.reason), ("7", "not_json"));
+        assert_eq!(d.data, b"{not json");
+        assert_eq!(
+            d.key("dead-letters/"),
+            "dead-letters/shardId-000000000000/7.json"
+        );
+        let json = serde_json::to_value(d).unwrap();
+        assert_eq!(json["data"], aws_smithy_types::base64::encode(b"{not json"));
+    }
+
+    #[test]
+    fn the_partition_key_and_ttl_follow_the_table() {
+        let shape = ItemShape {
+            partition_key: "id".into(),
+            ttl: Some(("expires_at".into(), 2)),
+            aggregates_ttl_days: 1,
+        };
+        let p = plan(&[record("1", TWEET)], &shape, 1000);
+        let item = &p.tweets["100"];
+        assert_eq!(item["id"], "100");
+        assert!(item.get("tweet_id").is_none());
+        assert_eq!(item["expires_at"], 1000 + 2 * 86_400);
+    }
+
+    #[test]
+    fn kpl_aggregates_are_opened() {
+        let agg = super::super::deaggregate::aggregate(&[("a", TWEET), ("b", b"{".as_slice())]);
+        let p = plan(&[record("3", &agg)], &ItemShape::default(), 5);
+        assert_eq!((p.records, p.user_records), (1, 2));
+        assert_eq!(p.tweets.len(), 1);
+        assert_eq!(
+            p.dead_letters[0].key("d/"),
+            "d/shardId-000000000000/3-1.json"
+        );
+    }
+
+    #[test]
+    fn tally_counts_distinct_tweets_per_value() {
+        let counts = tally(["rust#1", "rust#2", "data#1", "rust#1", "a#b#3"]);
+        assert_eq!(
+            counts,
+            [
+                ("rust".to_string(), 2),
+                ("a#b".to_string(), 1),
+                ("data".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn minutes_are_utc() {
+        assert_eq!(minute_at(0), "1970-01-01T00:00");
+        assert_eq!(minute_at(1_632_110_045), "2021-09-20T03:54");
+    }
+}

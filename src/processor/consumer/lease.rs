@@ -1,0 +1,286 @@
+//! Shard leases and checkpoints in the stack's DynamoDB lease table, one
+//! item a shard. Every change is a conditional write, so two workers can
+//! never both believe they hold a shard:
+//!
+//! - `take`: only if the lease counter is still the one observed (an
+//!   expired or free lease), sets the owner and bumps the counter;
+//! - `renew`: only if the owner is still this worker and the counter is the
+//!   one it set, bumps the counter (a renewal is the owner's heartbeat);
+//! - `checkpoint`: only while this worker owns the lease;
+//! - `release`: only while this worker owns it, removes the owner, so
+//!   another worker can take it at once instead of waiting for expiry.
+//!
+//! Expiry needs no shared clock: a worker calls a lease expired when its
+//! counter has not moved for the lease duration *by its own clock* (the
+//! Kinesis Client Library's scheme).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::aws::{AwsError, ResultExt, service_code};
+use crate::template::logical::{LEASE_CHECKPOINT, LEASES_PK};
+
+/// The checkpoint of a shard read to its end.
+pub const SHARD_END: &str = "SHARD_END";
+
+const OWNER: &str = "owner";
+const COUNTER: &str = "counter";
+const PARENTS: &str = "parents";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub shard_id: String,
+    pub owner: Option<String>,
+    pub counter: u64,
+    /// Last sequence number stored, or [`SHARD_END`].
+    pub checkpoint: Option<String>,
+    /// Parent shards (after a reshard): read to their end first.
+    pub parents: Vec<String>,
+}
+
+impl Lease {
+    pub fn finished(&self) -> bool {
+        self.checkpoint.as_deref() == Some(SHARD_END)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaseTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    worker: String,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
+    Some(Lease {
+        shard_id: item.get(LEASES_PK)?.as_s().ok()?.clone(),
+        owner: item.get(OWNER).and_then(|v| v.as_s().ok()).cloned(),
+        counter: item
+            .get(COUNTER)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        checkpoint: item
+            .get(LEASE_CHECKPOINT)
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+        parents: item
+            .get(PARENTS)
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+impl LeaseTable {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        worker: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            worker: worker.into(),
+        }
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// Every lease (a consistent read: decisions are made on it).
+    pub async fn scan(&self) -> Result<Vec<Lease>, AwsError> {
+        let mut leases = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .aws(format!("reading the leases in {}", self.table))?;
+            leases.extend(out.items().iter().filter_map(parse));
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        leases.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
+        Ok(leases)
+    }
+
+    /// One lease, read consistently.
+    pub async fn get(&self, shard_id: &str) -> Result<Option<Lease>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(LEASES_PK, s(shard_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .aws(format!("reading the lease of shard {shard_id}"))?;
+        Ok(out.item().and_then(parse))
+    }
+
+    /// Adds a lease for a new shard; a lease that exists is left alone.
+    pub async fn create_if_missing(
+        &self,
+        shard_id: &str,
+        parents: &[String],
+    ) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(LEASES_PK, s(shard_id))
+            .item(COUNTER, n(0))
+            .item(
+                PARENTS,
+                AttributeValue::L(parents.iter().map(|p| s(p)).collect()),
+            )
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", LEASES_PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(AwsError::new(
+                format!("creating the lease of shard {shard_id}"),
+                e,
+            )),
+        }
+    }
+
+    /// Takes a lease observed with `counter`; the new counter, or None when
+    /// someone else changed it first.
+    pub async fn take(&self, lease: &Lease) -> Result<Option<u64>, AwsError> {
+        let next = lease.counter + 1;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASES_PK, s(&lease.shard_id))
+            .update_expression("SET #owner = :me, #counter = :next")
+            .condition_expression("attribute_exists(#pk) AND #counter = :seen")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#counter", COUNTER)
+            .expression_attribute_names("#pk", LEASES_PK)
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":seen", n(lease.counter))
+            .send()
+            .await;
+        conditional(
+            result,
+            next,
+            format!("taking the lease of shard {}", lease.shard_id),
+        )
+    }
+
+    /// Renews a lease held with `counter`; the new counter, or None when it was lost.
+    pub async fn renew(&self, shard_id: &str, counter: u64) -> Result<Option<u64>, AwsError> {
+        let next = counter + 1;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASES_PK, s(shard_id))
+            .update_expression("SET #counter = :next")
+            .condition_expression("#owner = :me AND #counter = :held")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#counter", COUNTER)
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":held", n(counter))
+            .send()
+            .await;
+        conditional(
+            result,
+            next,
+            format!("renewing the lease of shard {shard_id}"),
+        )
+    }
+
+    /// Records that everything up to `sequence` is stored; false when the
+    /// lease is no longer this worker's (the batch is stored regardless:
+    /// writes are idempotent, the new owner re-reads from its checkpoint).
+    pub async fn checkpoint(&self, shard_id: &str, sequence: &str) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASES_PK, s(shard_id))
+            .update_expression("SET #checkpoint = :seq")
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#checkpoint", LEASE_CHECKPOINT)
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":seq", s(sequence))
+            .send()
+            .await;
+        Ok(conditional(result, 0, format!("checkpointing shard {shard_id}"))?.is_some())
+    }
+
+    /// Gives a lease up, so another worker can take it without waiting.
+    pub async fn release(&self, shard_id: &str) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASES_PK, s(shard_id))
+            .update_expression("REMOVE #owner ADD #counter :one")
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#counter", COUNTER)
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        Ok(conditional(
+            result,
+            0,
+            format!("releasing the lease of shard {shard_id}"),
+        )?
+        .is_some())
+    }
+}
+
+fn conditional<T, E>(
+    result: Result<
+        T,
+        aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+    value: u64,
+    action: String,
+) -> Result<Option<u64>, AwsError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    match result {
+        Ok(_) => Ok(Some(value)),
+        Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(e) => Err(AwsError::new(action, e)),
+    }
+}

@@ -1,0 +1,214 @@
+//! The processor's own figures: counted with atomics on the hot path,
+//! printed as periodic progress lines and published to CloudWatch (one
+//! batched PutMetricData a period) under the stack's dimension, where the
+//! stack's alarms and dashboard read them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{AwsError, ResultExt};
+use crate::template::METRICS_NAMESPACE;
+
+/// Counters of a consumer process (every shard it reads).
+#[derive(Debug, Default)]
+pub struct ConsumerMetrics {
+    pub records_in: AtomicU64,
+    pub user_records: AtomicU64,
+    pub tweets_stored: AtomicU64,
+    pub aggregate_items: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub batches: AtomicU64,
+    pub write_calls: AtomicU64,
+    pub items_written: AtomicU64,
+    pub unprocessed_retries: AtomicU64,
+    pub store_retries: AtomicU64,
+    batch_latency_ms_sum: AtomicU64,
+    batch_latency_ms_max: AtomicU64,
+    /// Milliseconds behind the tip, per shard (the latest GetRecords says).
+    behind: Mutex<HashMap<String, i64>>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConsumerSnapshot {
+    pub records_in: u64,
+    pub user_records: u64,
+    pub tweets_stored: u64,
+    pub aggregate_items: u64,
+    pub dead_letters: u64,
+    pub batches: u64,
+    pub write_calls: u64,
+    pub items_written: u64,
+    pub unprocessed_retries: u64,
+    pub store_retries: u64,
+    pub batch_latency_ms_max: u64,
+    pub batch_latency_ms_mean: u64,
+    pub millis_behind_latest: i64,
+    /// Shards this process reads (that reported a position).
+    pub shards: usize,
+}
+
+impl ConsumerMetrics {
+    pub fn batch_stored(&self, latency: Duration) {
+        let ms = latency.as_millis() as u64;
+        self.batches.fetch_add(1, Relaxed);
+        self.batch_latency_ms_sum.fetch_add(ms, Relaxed);
+        self.batch_latency_ms_max.fetch_max(ms, Relaxed);
+    }
+
+    pub fn behind(&self, shard: &str, millis: i64) {
+        let mut behind = self.behind.lock().expect("metrics lock");
+        behind.insert(shard.to_string(), millis);
+    }
+
+    /// A shard no longer read by this process stops counting towards lag.
+    pub fn forget_shard(&self, shard: &str) {
+        self.behind.lock().expect("metrics lock").remove(shard);
+    }
+
+    pub fn snapshot(&self) -> ConsumerSnapshot {
+        let batches = self.batches.load(Relaxed);
+        let (millis_behind_latest, shards) = {
+            let behind = self.behind.lock().expect("metrics lock");
+            (behind.values().copied().max().unwrap_or(0), behind.len())
+        };
+        ConsumerSnapshot {
+            records_in: self.records_in.load(Relaxed),
+            user_records: self.user_records.load(Relaxed),
+            tweets_stored: self.tweets_stored.load(Relaxed),
+            aggregate_items: self.aggregate_items.load(Relaxed),
+            dead_letters: self.dead_letters.load(Relaxed),
+            batches,
+            write_calls: self.write_calls.load(Relaxed),
+            items_written: self.items_written.load(Relaxed),
+            unprocessed_retries: self.unprocessed_retries.load(Relaxed),
+            store_retries: self.store_retries.load(Relaxed),
+            batch_latency_ms_max: self.batch_latency_ms_max.load(Relaxed),
+            batch_latency_ms_mean: self
+                .batch_latency_ms_sum
+                .load(Relaxed)
+                .checked_div(batches)
+                .unwrap_or(0),
+            millis_behind_latest,
+            shards,
+        }
+    }
+}
+
+impl ConsumerSnapshot {
+    /// One progress line.
+    pub fn line(&self) -> String {
+        format!(
+            "consume: {} records, {} tweets stored, {} dead letters, {} batches (mean {} ms, max {} ms), {} BatchWriteItem calls, {} shard(s), {} ms behind",
+            self.records_in,
+            self.tweets_stored,
+            self.dead_letters,
+            self.batches,
+            self.batch_latency_ms_mean,
+            self.batch_latency_ms_max,
+            self.write_calls,
+            self.shards,
+            self.millis_behind_latest
+        )
+    }
+
+    /// The period's data points: deltas since `before`, lag as a gauge, and
+    /// a heartbeat (its absence is what the heartbeat alarm catches).
+    pub fn data(&self, before: &ConsumerSnapshot, stack: &str) -> Vec<MetricDatum> {
+        let dim = Dimension::builder().name("Stack").value(stack).build();
+        let datum = |name: &str, value: f64, unit: StandardUnit| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .dimensions(dim.clone())
+                .value(value)
+                .unit(unit)
+                .build()
+        };
+        let delta = |now: u64, then: u64| now.saturating_sub(then) as f64;
+        let mut data = vec![
+            datum(
+                "RecordsIn",
+                delta(self.records_in, before.records_in),
+                StandardUnit::Count,
+            ),
+            datum(
+                "ItemsWritten",
+                delta(self.tweets_stored, before.tweets_stored),
+                StandardUnit::Count,
+            ),
+            datum(
+                "DeadLetters",
+                delta(self.dead_letters, before.dead_letters),
+                StandardUnit::Count,
+            ),
+            datum(
+                "MillisBehindLatest",
+                self.millis_behind_latest as f64,
+                StandardUnit::Milliseconds,
+            ),
+            datum("Heartbeat", 1.0, StandardUnit::Count),
+        ];
+        if self.batches > before.batches {
+            data.push(datum(
+                "BatchLatencyMillis",
+                self.batch_latency_ms_mean as f64,
+                StandardUnit::Milliseconds,
+            ));
+        }
+        data
+    }
+}
+
+/// Publishes one period's figures.
+pub async fn publish(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    data: Vec<MetricDatum>,
+) -> Result<(), AwsError> {
+    cloudwatch
+        .put_metric_data()
+        .namespace(METRICS_NAMESPACE)
+        .set_metric_data(Some(data))
+        .send()
+        .await
+        .aws("publishing processor metrics to CloudWatch")?;
+    Ok(())
+}
+
+/// Prints a progress line and publishes the figures every `interval` until
+/// cancelled, then once more, so the last period is not lost.
+pub async fn report_loop(
+    metrics: &ConsumerMetrics,
+    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    stack: &str,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut before = ConsumerSnapshot::default();
+    let mut warned = false;
+    loop {
+        let stop = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = cancel.cancelled() => true,
+        };
+        let now = metrics.snapshot();
+        eprintln!("{}", now.line());
+        if let Some(cw) = &cloudwatch
+            && let Err(e) = publish(cw, now.data(&before, stack)).await
+            && !warned
+        {
+            // Metrics are not worth stopping the pipeline for; say it once.
+            eprintln!("warning: {e} (further metric failures are not reported)");
+            warned = true;
+        }
+        before = now;
+        if stop {
+            return;
+        }
+    }
+}

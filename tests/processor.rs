@@ -1,0 +1,464 @@
+//! The processor end to end against the local emulator: produce, consume,
+//! store, dead letters, checkpoints, shared shards and a killed worker.
+//! Every count is checked with the SDK, not with the processor's own word.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use streamstack::aws::Aws;
+use streamstack::processor::batch::{self, InRecord, ItemShape};
+use support::{aws, stack_copy, streamstack, streamstack_std};
+
+async fn scan_all(
+    aws: &Aws,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = aws
+            .dynamodb()
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(out.items().iter().cloned());
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+fn s(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> String {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn keys_under(aws: &Aws, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    keys
+}
+
+fn json_out(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no stdout; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    serde_json::from_str(last).unwrap()
+}
+
+fn consume_until_idle(file: &str) -> serde_json::Value {
+    let out = streamstack()
+        .args(["--output", "json", "consume", file, "-e", "local"])
+        .args([
+            "--exit-when-idle",
+            "2",
+            "--lease-seconds",
+            "2",
+            "--lease-interval-ms",
+            "300",
+            "--idle-poll-ms",
+            "200",
+        ])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "consume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_out(&out)["metrics"].clone()
+}
+
+/// Counts per hashtag over every minute, as `top --all` reports them.
+fn top_all(file: &str) -> BTreeMap<String, u64> {
+    let out = streamstack()
+        .args([
+            "--output", "json", "top", file, "-e", "local", "--all", "--limit", "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_out(&out)["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["value"].as_str().unwrap().to_string(),
+                e["tweets"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+const INJECTED: [&[u8]; 4] = [
+    b"{broken json",
+    b"not json at all",
+    b"\xff\xfe binary \x00",
+    br#"{"errors": [{"title": "Operational Disconnect", "detail": "injected"}]}"#,
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_from_checkpoints() {
+    let copy = stack_copy("tweets.yaml", |t| t);
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    let aws = aws().await;
+    streamstack()
+        .args(["up", &file, "-e", "local"])
+        .assert()
+        .success();
+
+    // The shared v2 data with malformed lines injected between its pages.
+    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/tweets-v2.jsonl")).unwrap();
+    let pages: Vec<&[u8]> = data
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut replay = Vec::new();
+    for (i, page) in pages.iter().enumerate() {
+        replay.extend_from_slice(INJECTED[i]);
+        replay.push(b'\n');
+        replay.extend_from_slice(page);
+        replay.push(b'\n');
+    }
+    replay.extend_from_slice(INJECTED[3]);
+    replay.push(b'\n');
+    let replay_file = copy.dir.path().join("replay.jsonl");
+    std::fs::write(&replay_file, &replay).unwrap();
+
+    // What the data holds, from the pure transform.
+    let records: Vec<InRecord<'_>> = pages
+        .iter()
+        .map(|p| InRecord {
+            shard_id: "s",
+            sequence_number: "1",
+            partition_key: "k",
+            data: p,
+        })
+        .collect();
+    let expected = batch::plan(&records, &ItemShape::default(), 0);
+    let expected_ids: HashSet<String> = expected.tweets.keys().cloned().collect();
+    assert_eq!(expected_ids.len(), 218);
+    let expected_top: BTreeMap<String, u64> = batch::tally(
+        expected
+            .aggregates
+            .keys()
+            .filter(|(pk, _)| pk.starts_with("hashtag#"))
+            .map(|(_, sk)| sk.as_str()),
+    )
+    .into_iter()
+    .collect();
+
+    let produced = streamstack()
+        .args([
+            "--output",
+            "json",
+            "produce",
+            &file,
+            "-e",
+            "local",
+            "--replay",
+            replay_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let p = json_out(&produced)["producer"].clone();
+    assert_eq!(
+        (p["sent"].as_u64(), p["failed"].as_u64()),
+        (Some(218 + 4), Some(0)),
+        "{p}"
+    );
+
+    let m = consume_until_idle(&file);
+    assert_eq!(m["records_in"], 222, "{m}");
+    assert_eq!(m["dead_letters"], 4, "{m}");
+
+    // The table holds exactly the distinct tweets.
+    let items = scan_all(&aws, &format!("{stack}-tweets")).await;
+    let ids: HashSet<String> = items.iter().map(|i| s(i, "tweet_id")).collect();
+    assert_eq!((items.len(), &ids), (218, &expected_ids));
+    // The dead letters are exactly the injected lines, raw bytes kept.
+    let bucket = format!("{stack}-archive-123456789012-us-east-1");
+    let dead = keys_under(&aws, &bucket, "dead-letters/").await;
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    let mut stored: Vec<Vec<u8>> = Vec::new();
+    for key in &dead {
+        let body = aws
+            .s3()
+            .get_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap();
+        let letter: serde_json::Value = serde_json::from_slice(&body.into_bytes()).unwrap();
+        stored.push(aws_smithy_types::base64::decode(letter["data"].as_str().unwrap()).unwrap());
+    }
+    stored.sort();
+    let mut injected: Vec<Vec<u8>> = INJECTED.iter().map(|l| l.to_vec()).collect();
+    injected.sort();
+    assert_eq!(stored, injected);
+    // Live aggregates: distinct tweets per hashtag, as the data says.
+    assert_eq!(top_all(&file), expected_top);
+
+    // A restarted consumer resumes from the checkpoints: nothing is read again.
+    let again = consume_until_idle(&file);
+    assert_eq!(again["records_in"], 0, "{again}");
+
+    // The same tweets replayed (a producer retry, a re-run) store nothing new and count once.
+    streamstack()
+        .args([
+            "produce",
+            &file,
+            "-e",
+            "local",
+            "--replay",
+            replay_file.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let m = consume_until_idle(&file);
+    assert_eq!(m["records_in"], 222, "{m}");
+    assert_eq!(scan_all(&aws, &format!("{stack}-tweets")).await.len(), 218);
+    assert_eq!(top_all(&file), expected_top);
+    assert_eq!(
+        keys_under(&aws, &bucket, "dead-letters/").await.len(),
+        4 + 4
+    );
+
+    streamstack()
+        .args(["down", &file, "-e", "local", "--delete-data"])
+        .assert()
+        .success();
+}
+
+fn spawn_consumer(file: &str, log: &std::path::Path) -> Child {
+    let mut cmd = streamstack_std();
+    cmd.args(["--output", "json", "consume", file, "-e", "local"])
+        .args([
+            "--lease-seconds",
+            "3",
+            "--lease-interval-ms",
+            "300",
+            "--idle-poll-ms",
+            "200",
+            "--report-every",
+            "1",
+        ])
+        .args(["--exit-when-idle", "3", "--no-metrics"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+async fn owners(aws: &Aws, table: &str) -> BTreeMap<String, String> {
+    scan_all(aws, table)
+        .await
+        .iter()
+        .map(|i| (s(i, "shard_id"), s(i, "owner")))
+        .collect()
+}
+
+fn produce_synthetic(file: &str, count: u64, first_id: u64, rate: u32) -> std::process::Child {
+    let mut cmd = streamstack_std();
+    cmd.args(["produce", file, "-e", "local", "--synthetic"])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--first-id",
+            &first_id.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_consumers_share_four_shards_and_a_killed_one_is_taken_over_without_loss() {
+    let copy = stack_copy("tweets.yaml", |t| t.replace("shards: 2", "shards: 4"));
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    let leases = format!("{stack}-leases");
+    let aws = aws().await;
+    streamstack()
+        .args(["up", &file, "-e", "local"])
+        .assert()
+        .success();
+
+    // Tweets keep arriving while the workers run, are killed and take over.
+    let mut producer = produce_synthetic(&file, 6000, 1_000_000, 1000);
+    let mut a = spawn_consumer(&file, &copy.dir.path().join("a.log"));
+    let b = spawn_consumer(&file, &copy.dir.path().join("b.log"));
+    let (pa, pb) = (a.id().to_string(), b.id().to_string());
+
+    // Both get a share: two shards each.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shared = loop {
+        let o = owners(&aws, &leases).await;
+        let count = |pid: &str| {
+            o.values()
+                .filter(|w| w.contains(&format!(":{pid}:")))
+                .count()
+        };
+        if o.len() == 4 && count(&pa) == 2 && count(&pb) == 2 {
+            break o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shards were never shared: {o:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let a_shards: Vec<String> = shared
+        .iter()
+        .filter(|(_, w)| w.contains(&format!(":{pa}:")))
+        .map(|(s, _)| s.clone())
+        .collect();
+
+    // kill -9 a mid-run: no graceful handover, its leases must expire.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    assert!(producer.wait().unwrap().success());
+
+    let out = b.wait_with_output().unwrap();
+    let b_log = std::fs::read_to_string(copy.dir.path().join("b.log")).unwrap();
+    assert!(out.status.success(), "{b_log}");
+    for shard in &a_shards {
+        assert!(
+            b_log.contains(&format!("took shard {shard} over")),
+            "b never took {shard} over:\n{b_log}"
+        );
+    }
+    // Nothing lost, nothing twice: every produced tweet is one item.
+    let items = scan_all(&aws, &format!("{stack}-tweets")).await;
+    let ids: HashSet<String> = items.iter().map(|i| s(i, "tweet_id")).collect();
+    assert_eq!(items.len(), 6000);
+    assert_eq!(
+        ids,
+        (1_000_000u64..1_006_000)
+            .map(|i| i.to_string())
+            .collect::<HashSet<_>>()
+    );
+    // b released everything on its way out.
+    let o = owners(&aws, &leases).await;
+    assert!(
+        o.values().all(String::is_empty),
+        "leases still owned: {o:?}"
+    );
+
+    streamstack()
+        .args(["down", &file, "-e", "local", "--delete-data"])
+        .assert()
+        .success();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_batch_checkpoints_and_releases_the_leases() {
+    let copy = stack_copy("tweets.yaml", |t| t);
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    let leases = format!("{stack}-leases");
+    let aws = aws().await;
+    streamstack()
+        .args(["up", &file, "-e", "local"])
+        .assert()
+        .success();
+    let mut producer = produce_synthetic(&file, 3000, 5_000_000, 1500);
+
+    let log = copy.dir.path().join("c.log");
+    let c = spawn_consumer(&file, &log);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while owners(&aws, &leases)
+        .await
+        .values()
+        .filter(|w| !w.is_empty())
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the consumer never took its leases"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = c.wait_with_output().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("shut down in"), "{text}");
+    assert!(
+        owners(&aws, &leases).await.values().all(String::is_empty),
+        "leases not released:\n{text}"
+    );
+    let stored = json_out(&out)["metrics"]["tweets_stored"].as_u64().unwrap();
+
+    // What it stored is checkpointed: a new consumer reads only the rest.
+    assert!(producer.wait().unwrap().success());
+    let rest = consume_until_idle(&file);
+    let items = scan_all(&aws, &format!("{stack}-tweets")).await;
+    assert_eq!(items.len(), 3000);
+    assert_eq!(
+        rest["records_in"].as_u64().unwrap() + stored,
+        3000,
+        "first run {stored}, then {rest}"
+    );
+
+    streamstack()
+        .args(["down", &file, "-e", "local", "--delete-data"])
+        .assert()
+        .success();
+}

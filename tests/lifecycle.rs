@@ -87,6 +87,10 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
     assert_eq!(v["healthy"], true);
     assert_eq!(v["status"], "CREATE_COMPLETE");
+    // The emulator has no host: the processor runs as a local process.
+    assert_eq!(v["processor"]["running"], true, "{v}");
+    let pid = v["processor"]["pid"].as_u64().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert!(
         v["resources"]
             .as_array()
@@ -104,6 +108,11 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
     assert!(
         stdout(&again).contains(&format!("{stack}: no changes")),
         "{}",
+        stdout(&again)
+    );
+    assert!(
+        stdout(&again).contains(&format!("processor: running, unchanged (pid {pid})")),
+        "a second up leaves the running processor alone: {}",
         stdout(&again)
     );
 
@@ -155,6 +164,11 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
     assert!(
         stdout(&update).contains(&format!("{stack}: UPDATE_COMPLETE")),
         "{}",
+        stdout(&update)
+    );
+    assert!(
+        stdout(&update).contains("processor: restarted with the new binary or stack file"),
+        "a changed stack file restarts the processor: {}",
         stdout(&update)
     );
     let stream = aws
@@ -237,6 +251,11 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
             "table {table} still there"
         );
     }
+    let processor = streamstack::deploy::local_processor::inspect(&stack);
+    assert!(
+        !processor.running,
+        "down stops the local processor: {processor:?}"
+    );
     assert!(
         aws.firehose()
             .describe_delivery_stream()

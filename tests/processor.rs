@@ -139,7 +139,7 @@ async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_fr
     let stack = format!("{}-local", copy.name);
     let aws = aws().await;
     streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-processor"])
         .assert()
         .success();
 
@@ -329,7 +329,7 @@ async fn two_consumers_share_four_shards_and_a_killed_one_is_taken_over_without_
     let leases = format!("{stack}-leases");
     let aws = aws().await;
     streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-processor"])
         .assert()
         .success();
 
@@ -409,7 +409,7 @@ async fn sigterm_finishes_the_batch_checkpoints_and_releases_the_leases() {
     let leases = format!("{stack}-leases");
     let aws = aws().await;
     streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-processor"])
         .assert()
         .success();
     let mut producer = produce_synthetic(&file, 3000, 5_000_000, 1500);

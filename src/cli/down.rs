@@ -38,6 +38,20 @@ pub fn run(args: &DownArgs, cli: &Cli) -> Exit {
         if cli.output == Output::Text {
             eprintln!("taking stock of the data in stack {stack}:");
         }
+        // The local processor stops first: it stores its batch and checkpoints
+        // while its tables still exist.
+        let local = resolved.stack.target == crate::spec::model::Target::Emulator;
+        let mut stopped = false;
+        if local {
+            match crate::deploy::local_processor::stop(&stack, std::time::Duration::from_secs(10)) {
+                Ok(true) => {
+                    eprintln!("stopped the local processor of {stack}");
+                    stopped = true;
+                }
+                Ok(false) => {}
+                Err(e) => eprintln!("warning: stopping the local processor of {stack}: {e}"),
+            }
+        }
         match down::down(&aws, &stack, policy, POLL_INTERVAL).await {
             Ok(DownOutcome::NothingToDo) => {
                 match cli.output {
@@ -64,7 +78,26 @@ pub fn run(args: &DownArgs, cli: &Cli) -> Exit {
                 }
                 Exit::Ok
             }
-            Err(e) => deploy_failed(&e),
+            Err(e) => {
+                // Nothing was torn down: the processor goes back to work.
+                if stopped
+                    && e.is_refusal()
+                    && let Ok(binary) = std::env::current_exe()
+                {
+                    match crate::deploy::local_processor::ensure_running(
+                        &stack,
+                        &binary,
+                        &args.stack.stack,
+                        args.stack.env.as_deref(),
+                    ) {
+                        Ok(_) => eprintln!("restarted the local processor of {stack}"),
+                        Err(e) => {
+                            eprintln!("warning: restarting the local processor of {stack}: {e}")
+                        }
+                    }
+                }
+                deploy_failed(&e)
+            }
         }
     })
 }

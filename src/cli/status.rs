@@ -41,8 +41,11 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                 return Exit::Failed;
             }
         };
-        let healthy =
-            is_healthy(&info.status) && resources.iter().all(|r| r.status.ends_with("_COMPLETE"));
+        let processor = (resolved.stack.target == crate::spec::model::Target::Emulator)
+            .then(|| crate::deploy::local_processor::inspect(&name));
+        let healthy = is_healthy(&info.status)
+            && resources.iter().all(|r| r.status.ends_with("_COMPLETE"))
+            && processor.as_ref().is_none_or(|p| p.running);
         match cli.output {
             Output::Json => println!(
                 "{}",
@@ -53,6 +56,7 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                         "status": r.status, "reason": r.reason,
                     })).collect::<Vec<_>>(),
                     "outputs": info.outputs,
+                    "processor": processor,
                 })
             ),
             Output::Text => {
@@ -78,6 +82,21 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                     );
                 }
                 print_outputs(&info.outputs);
+                if let Some(p) = &processor {
+                    match (p.running, p.pid) {
+                        (true, Some(pid)) => println!(
+                            "processor: running locally (pid {pid}), log {}",
+                            p.log.display()
+                        ),
+                        _ => println!(
+                            "processor: NOT running (run `streamstack up`), log {}",
+                            p.log.display()
+                        ),
+                    }
+                    if let Some(line) = &p.last_line {
+                        println!("  last: {line}");
+                    }
+                }
                 println!(
                     "verdict: {}",
                     if healthy { "healthy" } else { "NOT healthy" }

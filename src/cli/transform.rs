@@ -25,8 +25,9 @@ pub struct TransformArgs {
     pub summary: bool,
 }
 
-/// Lines planned at once: bounds memory on any file size.
+/// Lines and bytes planned at once: bounds memory on any file size.
 const CHUNK_LINES: usize = 1024;
+const CHUNK_BYTES: usize = 4 << 20;
 
 pub fn run(args: &TransformArgs, output: Output) -> Exit {
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
@@ -54,6 +55,7 @@ pub fn run(args: &TransformArgs, output: Output) -> Exit {
     let mut items = Vec::new();
     let mut dead_letters = Vec::new();
     let mut chunk: Vec<(String, Vec<u8>)> = Vec::with_capacity(CHUNK_LINES);
+    let mut chunk_bytes = 0;
     let mut split = reader.split(b'\n');
     loop {
         let line = split.next();
@@ -68,8 +70,9 @@ pub fn run(args: &TransformArgs, output: Output) -> Exit {
             };
             lines_read += 1;
             bytes += line.len() as u64 + 1;
+            chunk_bytes += line.len();
             chunk.push((lines_read.to_string(), line));
-            if chunk.len() < CHUNK_LINES {
+            if chunk.len() < CHUNK_LINES && chunk_bytes < CHUNK_BYTES {
                 continue;
             }
         }
@@ -122,6 +125,7 @@ pub fn run(args: &TransformArgs, output: Output) -> Exit {
             }
         }
         chunk.clear();
+        chunk_bytes = 0;
         if at_end {
             break;
         }

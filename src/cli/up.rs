@@ -7,7 +7,9 @@ use super::{
     Cli, Exit, Output, StackArgs, block_on, connect, deploy_failed, deployment, load, print_outputs,
 };
 use crate::deploy::POLL_INTERVAL;
+use crate::deploy::local_processor::{self, Started};
 use crate::deploy::up::{self, Desired, UpOptions, UpOutcome};
+use crate::spec::model::Target;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -16,6 +18,9 @@ pub struct UpArgs {
     /// Allow replacing or removing stateful resources (stream, delivery stream, bucket, table, instance, key).
     #[arg(long)]
     pub allow_replace: bool,
+    /// On the emulator: deploy only, do not start the local processor.
+    #[arg(long)]
+    pub no_processor: bool,
 }
 
 pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
@@ -45,10 +50,22 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                     UpOutcome::Unchanged(info) => (info, false),
                     UpOutcome::Deployed { info, .. } => (info, true),
                 };
+                // No host on the emulator: the processor runs here, in the background.
+                let processor = if resolved.stack.target == Target::Emulator && !args.no_processor {
+                    match start_local_processor(&d.stack, args) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            eprintln!("error: starting the local processor of {}: {e}", d.stack);
+                            return Exit::Failed;
+                        }
+                    }
+                } else {
+                    None
+                };
                 match cli.output {
                     Output::Json => println!(
                         "{}",
-                        json!({ "stack": d.stack, "status": info.status, "changed": changed, "outputs": info.outputs })
+                        json!({ "stack": d.stack, "status": info.status, "changed": changed, "outputs": info.outputs, "processor": processor })
                     ),
                     Output::Text => {
                         if !changed {
@@ -57,11 +74,36 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                             println!("{}: {}", d.stack, info.status);
                         }
                         print_outputs(&info.outputs);
+                        if let Some(p) = &processor {
+                            println!("processor: {p}");
+                        }
                     }
                 }
                 Exit::Ok
             }
             Err(e) => deploy_failed(&e),
+        }
+    })
+}
+
+/// Starts (or keeps) the local processor; a one-line account of it.
+fn start_local_processor(stack: &str, args: &UpArgs) -> std::io::Result<String> {
+    let binary = std::env::current_exe()?;
+    let started = local_processor::ensure_running(
+        stack,
+        &binary,
+        &args.stack.stack,
+        args.stack.env.as_deref(),
+    )?;
+    let log = local_processor::state_dir(stack).join("processor.log");
+    Ok(match started {
+        Started::Unchanged(pid) => format!("running, unchanged (pid {pid}), log {}", log.display()),
+        Started::Started(pid) => format!("started (pid {pid}), log {}", log.display()),
+        Started::Restarted(pid) => {
+            format!(
+                "restarted with the new binary or stack file (pid {pid}), log {}",
+                log.display()
+            )
         }
     })
 }

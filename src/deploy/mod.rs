@@ -5,6 +5,7 @@
 
 pub mod changeset;
 pub mod down;
+pub mod local_processor;
 pub mod progress;
 pub mod stack;
 pub mod up;

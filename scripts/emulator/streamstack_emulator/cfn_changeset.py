@@ -13,7 +13,15 @@ Gaps in moto 5.2.1:
   that name of *any* stack (the StackName argument is ignored), and an unknown
   name is an HTTP 500 (UnboundLocalError) instead of ChangeSetNotFound.
 
-Patch: wrap ``CloudFormationBackend.execute_change_set`` to resolve the change
+* ``CreateChangeSet`` for an unchanged template *with parameters* answers a
+  synchronous ``ValidationError: No updates are to be performed.`` (moto
+  reuses UpdateStack's check). AWS creates the change set and fails it with
+  "The submitted information didn't contain changes...", which is what
+  ``aws cloudformation deploy --no-fail-on-empty-changeset`` and streamstack
+  look for; moto's backend already does that once the check is skipped.
+
+Patch: skip that check inside CreateChangeSet (UpdateStack keeps it, as on
+AWS); wrap ``CloudFormationBackend.execute_change_set`` to resolve the change
 set by ARN, or by name within the given stack, answer ChangeSetNotFound /
 InvalidChangeSetStatus like AWS, and after execution re-parse the stack's
 template, rebuild its output map and refresh its exports.
@@ -63,10 +71,63 @@ def refresh_outputs(backend: CloudFormationBackend, stack: Stack, change_set: Ch
         backend.exports[export.name] = export
 
 
+def _skip_update_check_in_change_sets() -> None:
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    original_create = CloudFormationResponse.create_change_set
+    original_validate = CloudFormationResponse._validate_different_update
+
+    def create_change_set(self: Any) -> Any:
+        self._streamstack_in_change_set = True
+        try:
+            return original_create(self)
+        finally:
+            self._streamstack_in_change_set = False
+
+    def validate_different_update(self: Any, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_streamstack_in_change_set", False):
+            return
+        original_validate(self, *args, **kwargs)
+
+    CloudFormationResponse.create_change_set = create_change_set
+    CloudFormationResponse._validate_different_update = validate_different_update
+
+    # moto compares the parameters as given, so a default passed explicitly
+    # (as `aws cloudformation deploy` does) looks like a change; AWS compares
+    # the values in effect.
+    original_backend_create = CloudFormationBackend.create_change_set
+
+    def backend_create_change_set(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
+        change_set_id, stack_id = original_backend_create(self, *args, **kwargs)
+        change_set = self.change_sets[change_set_id]
+        stack = change_set.stack
+        if (
+            change_set.change_set_type == "UPDATE"
+            and change_set.status == "CREATE_COMPLETE"
+            and stack.has_template(change_set.template)
+            and _effective(stack.template_dict, stack.parameters) == _effective(stack.template_dict, change_set.parameters)
+        ):
+            change_set.status = "FAILED"
+            change_set.execution_status = "UNAVAILABLE"
+            change_set.status_reason = (
+                "The submitted information didn't contain changes. Submit different information to create a change set."
+            )
+        return change_set_id, stack_id
+
+    CloudFormationBackend.create_change_set = backend_create_change_set
+
+
+def _effective(template: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    values = {name: str(p.get("Default")) for name, p in (template.get("Parameters") or {}).items() if "Default" in p}
+    values.update({k: str(v) for k, v in (given or {}).items()})
+    return values
+
+
 def apply() -> None:
     """Wrap CloudFormationBackend.execute_change_set (see module docstring)."""
     if getattr(CloudFormationBackend, "_streamstack_changeset_patched", False):
         return
+    _skip_update_check_in_change_sets()
     original = CloudFormationBackend.execute_change_set
 
     def execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> Any:

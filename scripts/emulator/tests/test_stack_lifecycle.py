@@ -164,3 +164,28 @@ def test_a_tls_only_bucket_policy_denies_only_what_it_says(client: Any) -> None:
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     s3.delete_object(Bucket=bucket, Key="raw/a")
     cfn.delete_stack(StackName="ss-tls")
+
+
+def test_an_unchanged_change_set_with_parameters_fails_like_aws(client: Any) -> None:
+    """AWS creates the change set and fails it ("didn't contain changes"), which
+    `aws cloudformation deploy --no-fail-on-empty-changeset` relies on; moto
+    answered a synchronous ValidationError instead."""
+    cfn = client("cloudformation")
+    template = {
+        "Parameters": {"Name": {"Type": "String", "Default": "ss-unchanged-q"}},
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "Name"}}}},
+    }
+    deploy_with_change_set(cfn, "ss-unchanged", template)
+    cfn.create_change_set(
+        StackName="ss-unchanged", ChangeSetName="again", ChangeSetType="UPDATE", TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": "Name", "ParameterValue": "ss-unchanged-q"}],
+    )
+    described = cfn.describe_change_set(StackName="ss-unchanged", ChangeSetName="again")
+    assert described["Status"] == "FAILED"
+    assert "didn't contain changes" in described["StatusReason"]
+    # UpdateStack keeps AWS's synchronous answer.
+    with pytest.raises(ClientError) as unchanged:
+        cfn.update_stack(StackName="ss-unchanged", TemplateBody=json.dumps(template),
+                         Parameters=[{"ParameterKey": "Name", "ParameterValue": "ss-unchanged-q"}])
+    assert "No updates are to be performed" in str(unchanged.value)
+    cfn.delete_stack(StackName="ss-unchanged")

@@ -21,6 +21,9 @@ use crate::processor::sink::Sink;
 /// Kinesis allows five GetRecords a second a shard: never call faster.
 pub const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Records stored and checkpointed at once.
+pub const STORE_SLICE: usize = 500;
+
 /// What a shard reader shares with the others of its worker.
 pub struct ReaderContext {
     pub kinesis: aws_sdk_kinesis::Client,
@@ -122,14 +125,18 @@ pub async fn read(
                 });
             };
             let called = tokio::time::Instant::now();
-            let out = match ctx
+            // GetRecords changes nothing: on shutdown it is abandoned, not awaited.
+            let call = ctx
                 .kinesis
                 .get_records()
                 .shard_iterator(&it)
                 .limit(ctx.get_records)
-                .send()
-                .await
-            {
+                .send();
+            let answer = tokio::select! {
+                answer = call => answer,
+                _ = cancel.cancelled() => return Ok(ReaderEnd::Stopped),
+            };
+            let out = match answer {
                 Ok(out) => out,
                 Err(e) => {
                     let code = service_code(&e).map(str::to_string);
@@ -153,9 +160,12 @@ pub async fn read(
                 ctx.metrics.behind(&shard, behind);
             }
             let records = out.records();
-            if !records.is_empty() {
+            // A GetRecords answer holds up to 10,000 records: stored and
+            // checkpointed a slice at a time, memory stays bounded and a
+            // shutdown waits for one slice, not for the whole answer.
+            for slice in records.chunks(STORE_SLICE) {
                 let received = std::time::Instant::now();
-                let inputs: Vec<InRecord<'_>> = records
+                let inputs: Vec<InRecord<'_>> = slice
                     .iter()
                     .map(|r| InRecord {
                         shard_id: &shard,
@@ -165,6 +175,7 @@ pub async fn read(
                     })
                     .collect();
                 let plan = batch::plan(&inputs, &ctx.shape, now_s());
+                drop(inputs);
                 ctx.metrics
                     .records_in
                     .fetch_add(plan.records as u64, Relaxed);
@@ -186,9 +197,9 @@ pub async fn read(
                         return Ok(ReaderEnd::Stopped);
                     }
                 }
-                let sequence = records
+                let sequence = slice
                     .last()
-                    .expect("not empty")
+                    .expect("chunks are not empty")
                     .sequence_number()
                     .to_string();
                 if !ctx.leases.checkpoint(&shard, &sequence).await? {
@@ -196,6 +207,9 @@ pub async fn read(
                 }
                 ctx.metrics.batch_stored(received.elapsed());
                 last = Some(sequence);
+                if cancel.is_cancelled() {
+                    return Ok(ReaderEnd::Stopped);
+                }
             }
             errors = backon::ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(250))

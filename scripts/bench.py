@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""`make bench`: the performance table, measured side by side in one run.
+
+Ratios are taken within this run (absolute times on shared machines drift).
+Writes bench/results.md with the machine, date and commit. Needs the binary
+built (`make build`) and starts an emulator of its own (port 4598).
+
+Sections:
+  transform   streamstack transform vs bench/transform.py (plain Python),
+              on X API v2 pages and on large v1.1 statuses
+  pipeline    on the emulator: PutRecords calls per 1,000 records and
+              BatchWriteItem calls per 1,000 items against the minimum,
+              replay -> DynamoDB records/s beside the emulator's raw
+              PutRecords rate, the consumer's peak RSS, the SIGTERM handover
+  lifecycle   `up` on an unchanged stack vs `aws cloudformation deploy` of
+              the same template on the same emulator
+  offline     validate / synth whole-process times
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = str(REPO / os.environ.get("BIN", "target/debug/streamstack"))
+PORT = int(os.environ.get("STREAMSTACK_BENCH_PORT", "4598"))
+ENDPOINT = f"http://127.0.0.1:{PORT}"
+AWS_ENV = {
+    **os.environ,
+    "AWS_ENDPOINT_URL": ENDPOINT,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "CI": "1",
+    "NO_COLOR": "1",
+}
+EMU_ENV = {**os.environ, "STREAMSTACK_EMULATOR_PORT": str(PORT), "STREAMSTACK_EMULATOR_STATE": str(REPO / ".state/emulator-bench")}
+rows: list[tuple[str, str, str]] = []  # (section, measure, figure)
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def run(args: list[str], env=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=env or AWS_ENV, cwd=REPO, check=True, **kw)
+
+
+def timed(args: list[str], runs: int, env=None, stdout=subprocess.DEVNULL) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(args, env=env or AWS_ENV, cwd=REPO, check=True, stdout=stdout, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def row(section: str, measure: str, figure: str) -> None:
+    rows.append((section, measure, figure))
+    print(f"  {section:<10} {measure:<62} {figure}", flush=True)
+
+
+def bench_transform(tmp: Path) -> None:
+    say("transform: making inputs from the shared v2 data")
+    for kind, label in (("v2", "X API v2 pages"), ("v1", "large v1.1 statuses")):
+        path = tmp / f"{kind}.jsonl"
+        run([sys.executable, "bench/make_data.py", kind, "30", str(path)])
+        size = path.stat().st_size
+        count = json.loads(run([BIN, "--output", "json", "transform", str(path), "--summary"], capture_output=True).stdout)["summary"]["tweets"]
+        rust = statistics.median(timed([BIN, "transform", str(path)], 5))
+        py = statistics.median(timed([sys.executable, "bench/transform.py", str(path)], 3))
+        row("transform", f"{label}: streamstack vs Python, same file ({size / 1e6:.0f} MB, {count} tweets)", f"{py / rust:.1f}x faster")
+        row("transform", f"{label}: streamstack, one core", f"{count / rust:,.0f} tweets/s, {size / rust / 1e6:,.0f} MB/s")
+        row("transform", f"{label}: Python (bench/transform.py)", f"{count / py:,.0f} tweets/s, {size / py / 1e6:,.0f} MB/s")
+
+
+def emulator(cmd: str) -> None:
+    subprocess.run(["scripts/emulator.sh", cmd], env=EMU_ENV, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+
+
+def stack_copy(tmp: Path, name: str, shards: int) -> str:
+    text = (REPO / "stacks/tweets.yaml").read_text().replace("name: tweets", f"name: {name}", 1)
+    text = text.replace("shards: 2", f"shards: {shards}", 1)
+    path = tmp / f"{name}.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def raw_put_rate(stream: str, n: int = 10_000) -> float:
+    """The emulator's own ceiling: boto3 PutRecords of 500, one call at a time."""
+    import boto3  # the emulator's venv has it; this script runs under it
+
+    client = boto3.client("kinesis", endpoint_url=ENDPOINT, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    payload = b"x" * 1000
+    start = time.perf_counter()
+    for i in range(0, n, 500):
+        client.put_records(StreamName=stream, Records=[{"Data": payload, "PartitionKey": str(j)} for j in range(i, i + 500)])
+    return n / (time.perf_counter() - start)
+
+
+def peak_rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def bench_pipeline(tmp: Path) -> None:
+    n = 20_000
+    stack = stack_copy(tmp, "benchpipe", 2)
+    run([BIN, "up", stack, "-e", "local", "--no-processor"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    say(f"pipeline: producing {n} synthetic tweets")
+    start = time.perf_counter()
+    out = run([BIN, "--output", "json", "produce", stack, "-e", "local", "--synthetic", "--count", str(n)], capture_output=True)
+    produce_s = time.perf_counter() - start
+    p = json.loads(out.stdout.decode().splitlines()[-1])["producer"]
+    row("pipeline", f"PutRecords calls per 1,000 records ({p['sent']} sent, {p['failed']} failed)", f"{p['calls'] * 1000 / p['sent']:.2f} (minimum 2)")
+    row("pipeline", "producer: records/s into the emulator", f"{p['sent'] / produce_s:,.0f}")
+
+    say("pipeline: consuming until idle")
+    consumer = subprocess.Popen(
+        [BIN, "--output", "json", "consume", stack, "-e", "local", "--exit-when-idle", "2", "--lease-seconds", "2",
+         "--lease-interval-ms", "300", "--idle-poll-ms", "200", "--no-metrics"],
+        env=AWS_ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    start, peak, first_write = time.perf_counter(), 0, None
+    while consumer.poll() is None:
+        peak = max(peak, peak_rss_kb(consumer.pid))
+        time.sleep(0.05)
+    out, err = consumer.communicate()
+    if consumer.returncode != 0:
+        raise SystemExit(f"consume failed: {err.decode()[-2000:]}")
+    m = json.loads(out.decode().splitlines()[-1])["metrics"]
+    # The consumer waits out lease expiry plus 2 s of idleness before it stops: not part of the work.
+    busy = time.perf_counter() - start - 2 - 2.6
+    row("pipeline", f"BatchWriteItem calls per 1,000 items ({m['items_written']} items)", f"{m['write_calls'] * 1000 / max(m['items_written'], 1):.1f} (minimum 40)")
+    row("pipeline", "consumer: stream -> DynamoDB records/s (incl. aggregates, dead letters)", f"{m['records_in'] / max(busy, 0.001):,.0f}")
+    row("pipeline", "consumer: peak RSS", f"{peak / 1024:.0f} MB")
+    rate = raw_put_rate(f"benchpipe-local-stream")
+    row("pipeline", "emulator ceiling: raw PutRecords records/s (boto3, 500 a call)", f"{rate:,.0f}")
+    row("pipeline", "producer vs the emulator's ceiling", f"{p['sent'] / produce_s / rate:.0%}")
+
+    say("pipeline: SIGTERM handover")
+    producer = subprocess.Popen([BIN, "produce", stack, "-e", "local", "--synthetic", "--count", "5000", "--rate", "2000",
+                                 "--first-id", "2900000000000000000"], env=AWS_ENV, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    consumer = subprocess.Popen([BIN, "consume", stack, "-e", "local", "--no-metrics", "--lease-interval-ms", "300"],
+                                env=AWS_ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(3)
+    start = time.perf_counter()
+    consumer.terminate()
+    _, err = consumer.communicate()
+    handover = time.perf_counter() - start
+    producer.wait()
+    said = [l for l in err.decode().splitlines() if "shut down in" in l]
+    row("pipeline", "SIGTERM to exit: batch stored, checkpointed, leases released", f"{handover * 1000:.0f} ms ({said[-1].split('shut down in ')[1].split(' ')[0] if said else '?'} ms by the consumer)")
+    run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_lifecycle(tmp: Path) -> None:
+    aws = shutil.which("aws") or str(REPO / ".venv/emulator/bin/aws")
+    if not Path(aws).exists():
+        say("installing awscli into .venv/emulator (for the comparison)")
+        subprocess.run([str(REPO / ".venv/emulator/bin/python"), "-m", "pip", "install", "--quiet", "awscli==1.45.11"], check=True)
+    stack = stack_copy(tmp, "benchup", 2)
+    run([BIN, "up", stack, "-e", "local", "--no-processor"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours = timed([BIN, "up", stack, "-e", "local", "--no-processor"], 5)
+    # The same template for a stack of another name (resource names derive
+    # from it, so the two stacks do not collide), deployed by the AWS CLI.
+    twin = stack_copy(tmp, "benchcli", 2)
+    template = tmp / "benchcli.json"
+    run([BIN, "synth", twin, "-e", "local", "-o", str(template)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deploy = [aws, "cloudformation", "deploy", "--stack-name", "benchcli-local", "--template-file", str(template),
+              "--capabilities", "CAPABILITY_NAMED_IAM", "--no-fail-on-empty-changeset"]
+    run(deploy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    theirs = timed(deploy, 5)
+    mo, mt = statistics.median(ours), statistics.median(theirs)
+    row("lifecycle", "`up` on an unchanged stack (median of 5)", f"{mo * 1000:.0f} ms")
+    row("lifecycle", "`aws cloudformation deploy`, same template, no changes", f"{mt * 1000:.0f} ms")
+    row("lifecycle", "streamstack minus the AWS CLI (budget: one 2 s poll)", f"{(mo - mt) * 1000:+.0f} ms")
+    run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run([BIN, "down", twin, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_offline() -> None:
+    for args in (["validate", "stacks/tweets.yaml"], ["synth", "stacks/tweets.yaml", "--env", "prod"]):
+        times = sorted(timed([BIN, *args], 30))
+        row("offline", f"`{' '.join(args)}` whole process (median / p95 of 30)",
+            f"{statistics.median(times) * 1000:.0f} / {times[int(len(times) * 0.95) - 1] * 1000:.0f} ms")
+
+
+def main() -> None:
+    sections = sys.argv[1:] or ["transform", "pipeline", "lifecycle", "offline"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    print(f"streamstack bench: {platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, commit {commit}, {Path(BIN).name} build")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if "transform" in sections:
+            bench_transform(tmp)
+        if {"pipeline", "lifecycle"} & set(sections):
+            emulator("start")
+            try:
+                if "pipeline" in sections:
+                    bench_pipeline(tmp)
+                if "lifecycle" in sections:
+                    bench_lifecycle(tmp)
+            finally:
+                emulator("stop")
+        if "offline" in sections:
+            bench_offline()
+    out = REPO / "bench/results.md"
+    lines = [
+        "# streamstack benchmark results",
+        "",
+        f"Machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}.  ",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Commit: {commit}. Build: the dev profile "
+        "(streamstack and serde_json optimized, see Cargo.toml). Produced by `make bench`.",
+        "",
+        "| section | measure | figure |",
+        "|---|---|---|",
+        *[f"| {s} | {m} | {f} |" for s, m, f in rows],
+        "",
+    ]
+    out.write_text("\n".join(lines))
+    say(f"wrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

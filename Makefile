@@ -31,19 +31,28 @@ build:
 	@echo "==> building streamstack (the first build compiles all dependencies and takes a few minutes)"
 	$(CARGO) build --locked
 
+# The whole pipeline on the local emulator, one step after the other.
 demo: build emulator
-	@echo "==> validating $(STACK)"
+	@echo "==> [1/5] validating $(STACK)"
 	$(BIN) validate $(STACK)
-	@echo "==> bringing $(STACK) up on the local emulator (environment local)"
+	@echo "==> [2/5] bringing $(STACK) up on the local emulator; the processor starts as a local process"
 	$(AWS_ENV) $(BIN) up $(STACK) --env local
-	@echo "==> status"
-	$(AWS_ENV) $(BIN) status $(STACK) --env local
+	@echo "==> [3/5] replaying the bundled tweets (data/tweets-v2.jsonl) into the stream"
+	$(AWS_ENV) $(BIN) produce $(STACK) --env local
+	@echo "==> [4/5] waiting until they are stored in DynamoDB and archived in S3"
+	@expected=$$($(BIN) --output json transform data/tweets-v2.jsonl --summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["tweets"])'); \
+	  stack=$$(python3 -c 'import sys; n=[l.split(":",1)[1].strip() for l in open(sys.argv[1]) if l.startswith("name:")][0]; print(n + "-local")' $(STACK)); \
+	  $(AWS_ENV) .venv/emulator/bin/python scripts/demo_report.py $$stack $$expected 0 240
+	@echo "==> [5/5] the analysis on the fly: top hashtags and languages"
+	$(AWS_ENV) $(BIN) top $(STACK) --env local --all --limit 5
+	$(AWS_ENV) $(BIN) top $(STACK) --env local --all --limit 3 --by lang
 	@echo
 	@echo "Next:"
-	@echo "  make plan ENV=local        # what a change to $(STACK) would do"
-	@echo "  make status                # the stack and every resource"
-	@echo "  make down                  # tear it down (asks before deleting data), emulator included"
-	@echo "  $(BIN) synth $(STACK) --env prod     # the production template"
+	@echo "  make status                 # the stack, every resource, the processor"
+	@echo "  $(AWS_ENV) $(BIN) produce $(STACK) -e local --synthetic --rate 500 --count 5000"
+	@echo "  $(BIN) transform data/tweets-v2.jsonl | head -1   # what the processor makes of a file"
+	@echo "  make plan                   # what a change to $(STACK) would do"
+	@echo "  make down                   # tear it all down, emulator included"
 
 # The local emulator (moto with the project's extensions), when ENV needs it.
 emulator:

@@ -105,7 +105,7 @@ def _skip_update_check_in_change_sets() -> None:
             change_set.change_set_type == "UPDATE"
             and change_set.status == "CREATE_COMPLETE"
             and stack.has_template(change_set.template)
-            and _effective(stack.template_dict, stack.parameters) == _effective(stack.template_dict, change_set.parameters)
+            and _unchanged_parameters(stack, change_set.parameters)
         ):
             change_set.status = "FAILED"
             change_set.execution_status = "UNAVAILABLE"
@@ -117,10 +117,20 @@ def _skip_update_check_in_change_sets() -> None:
     CloudFormationBackend.create_change_set = backend_create_change_set
 
 
-def _effective(template: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
-    values = {name: str(p.get("Default")) for name, p in (template.get("Parameters") or {}).items() if "Default" in p}
-    values.update({k: str(v) for k, v in (given or {}).items()})
-    return values
+def _unchanged_parameters(stack: Stack, given: dict[str, Any] | None) -> bool:
+    """Every parameter keeps its value: the one given before (or the default),
+    or the resolved one (``UsePreviousValue`` passes moto's resolved value,
+    an AMI id for an SSM-typed parameter)."""
+    declared = stack.template_dict.get("Parameters") or {}
+    given = given or {}
+    resolved = getattr(stack, "stack_parameters", {}) or {}
+    for name in set(declared) | set(given):
+        default = declared.get(name, {}).get("Default")
+        new = given.get(name, default)
+        before = (stack.parameters or {}).get(name, default)
+        if str(new) not in (str(before), str(resolved.get(name))):
+            return False
+    return True
 
 
 def apply() -> None:

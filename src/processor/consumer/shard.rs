@@ -22,7 +22,7 @@ use crate::processor::sink::Sink;
 pub const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Records stored and checkpointed at once.
-pub const STORE_SLICE: usize = 500;
+pub const STORE_SLICE: usize = 100;
 
 /// What a shard reader shares with the others of its worker.
 pub struct ReaderContext {

@@ -125,6 +125,31 @@ fn top_all(file: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// A copy of the shipped stack, deployed on the emulator without its local
+/// processor (the tests run their own consumers).
+struct Deployed {
+    copy: support::StackCopy,
+    file: String,
+    stack: String,
+    aws: Aws,
+}
+
+async fn deployed(edit: impl Fn(String) -> String) -> Deployed {
+    let copy = stack_copy("tweets.yaml", edit);
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    streamstack()
+        .args(["up", &file, "-e", "local", "--no-processor"])
+        .assert()
+        .success();
+    Deployed {
+        copy,
+        file,
+        stack,
+        aws: aws().await,
+    }
+}
+
 const INJECTED: [&[u8]; 4] = [
     b"{broken json",
     b"not json at all",
@@ -134,14 +159,12 @@ const INJECTED: [&[u8]; 4] = [
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_from_checkpoints() {
-    let copy = stack_copy("tweets.yaml", |t| t);
-    let file = copy.path.to_str().unwrap().to_string();
-    let stack = format!("{}-local", copy.name);
-    let aws = aws().await;
-    streamstack()
-        .args(["up", &file, "-e", "local", "--no-processor"])
-        .assert()
-        .success();
+    let Deployed {
+        copy,
+        file,
+        stack,
+        aws,
+    } = deployed(|t| t).await;
 
     // The shared v2 data with malformed lines injected between its pages.
     let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/tweets-v2.jsonl")).unwrap();
@@ -323,15 +346,13 @@ fn produce_synthetic(file: &str, count: u64, first_id: u64, rate: u32) -> std::p
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_consumers_share_four_shards_and_a_killed_one_is_taken_over_without_loss() {
-    let copy = stack_copy("tweets.yaml", |t| t.replace("shards: 2", "shards: 4"));
-    let file = copy.path.to_str().unwrap().to_string();
-    let stack = format!("{}-local", copy.name);
+    let Deployed {
+        copy,
+        file,
+        stack,
+        aws,
+    } = deployed(|t| t.replace("shards: 2", "shards: 4")).await;
     let leases = format!("{stack}-leases");
-    let aws = aws().await;
-    streamstack()
-        .args(["up", &file, "-e", "local", "--no-processor"])
-        .assert()
-        .success();
 
     // Tweets keep arriving while the workers run, are killed and take over.
     let mut producer = produce_synthetic(&file, 6000, 1_000_000, 1000);
@@ -403,15 +424,13 @@ async fn two_consumers_share_four_shards_and_a_killed_one_is_taken_over_without_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_the_batch_checkpoints_and_releases_the_leases() {
-    let copy = stack_copy("tweets.yaml", |t| t);
-    let file = copy.path.to_str().unwrap().to_string();
-    let stack = format!("{}-local", copy.name);
+    let Deployed {
+        copy,
+        file,
+        stack,
+        aws,
+    } = deployed(|t| t).await;
     let leases = format!("{stack}-leases");
-    let aws = aws().await;
-    streamstack()
-        .args(["up", &file, "-e", "local", "--no-processor"])
-        .assert()
-        .success();
     let mut producer = produce_synthetic(&file, 3000, 5_000_000, 1500);
 
     let log = copy.dir.path().join("c.log");

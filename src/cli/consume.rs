@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, block_on, connect, load, pipeline, shutdown_signal};
+use super::{Cli, Exit, Output, StackArgs, load, pipeline, shutdown_signal, with_aws};
 use crate::processor::consumer::{self, WorkerConfig, lease::LeaseTable, shard::ReaderContext};
 use crate::processor::metrics::{self, ConsumerMetrics};
 use crate::processor::sink::{Sink, SinkTargets};
@@ -43,11 +43,7 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    block_on(async {
-        let aws = match connect(cli, &resolved).await {
-            Ok(aws) => aws,
-            Err(exit) => return exit,
-        };
+    with_aws(cli, &resolved, async |aws| {
         let p = match pipeline(&aws, &resolved).await {
             Ok(p) => p,
             Err(exit) => return exit,

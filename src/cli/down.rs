@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, block_on, connect, deploy_failed, load};
+use super::{Cli, Exit, Output, StackArgs, deploy_failed, load, with_aws};
 use crate::deploy::POLL_INTERVAL;
 use crate::deploy::down::{self, DataPolicy, DownOutcome};
 
@@ -29,11 +29,7 @@ pub fn run(args: &DownArgs, cli: &Cli) -> Exit {
         (_, true) => DataPolicy::Keep,
         _ => DataPolicy::Refuse,
     };
-    block_on(async {
-        let aws = match connect(cli, &resolved).await {
-            Ok(aws) => aws,
-            Err(exit) => return exit,
-        };
+    with_aws(cli, &resolved, async |aws| {
         let stack = resolved.stack_name();
         if cli.output == Output::Text {
             eprintln!("taking stock of the data in stack {stack}:");

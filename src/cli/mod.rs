@@ -155,6 +155,16 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
+/// Runs `body` with the stack's AWS clients, on a runtime made for it.
+fn with_aws(cli: &Cli, resolved: &Resolved, body: impl AsyncFnOnce(Aws) -> Exit) -> Exit {
+    block_on(async {
+        match connect(cli, resolved).await {
+            Ok(aws) => body(aws).await,
+            Err(exit) => exit,
+        }
+    })
+}
+
 /// Connects to AWS for a stack. An environment that targets the emulator
 /// must name an endpoint, so it can never reach an AWS account by mistake.
 async fn connect(cli: &Cli, resolved: &Resolved) -> Result<Aws, Exit> {

@@ -4,7 +4,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, block_on, connect, deploy_failed, deployment, load};
+use super::{Cli, Exit, Output, StackArgs, deploy_failed, deployment, load, with_aws};
 use crate::deploy::changeset::{self, Change, Kind, Prepared, Request};
 use crate::deploy::stack::{self, is_in_progress};
 use crate::deploy::{DeployError, POLL_INTERVAL};
@@ -23,11 +23,7 @@ pub fn run(args: &PlanArgs, cli: &Cli) -> Exit {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    block_on(async {
-        let aws = match connect(cli, &resolved).await {
-            Ok(aws) => aws,
-            Err(exit) => return exit,
-        };
+    with_aws(cli, &resolved, async |aws| {
         let d = deployment(&resolved);
         match plan(&aws.cloudformation(), &d.stack, &d.body, &d.tags).await {
             Ok((kind, changes)) => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, block_on, connect, load, shutdown_signal};
+use super::{Cli, Exit, Output, StackArgs, load, shutdown_signal, with_aws};
 use crate::processor::producer::{self, ProducerConfig, ProducerStats};
 use crate::processor::source::replay::{self, ReplayConfig};
 use crate::processor::source::synthetic::{self, SyntheticConfig};
@@ -91,11 +91,7 @@ pub fn run(args: &ProduceArgs, cli: &Cli) -> Exit {
         );
         return Exit::Invalid;
     };
-    block_on(async {
-        let aws = match connect(cli, &resolved).await {
-            Ok(aws) => aws,
-            Err(exit) => return exit,
-        };
+    with_aws(cli, &resolved, async |aws| {
         let names = Names::new(&resolved);
         let mut config = ProducerConfig::new(&names.stream);
         config.batch_records = resolved.stack.processor.batch.put_records as usize;

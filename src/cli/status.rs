@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, block_on, connect, load, print_outputs};
+use super::{Cli, Exit, Output, StackArgs, load, print_outputs, with_aws};
 use crate::deploy::stack::{self, is_healthy};
 
 pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
@@ -10,11 +10,7 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    block_on(async {
-        let aws = match connect(cli, &resolved).await {
-            Ok(aws) => aws,
-            Err(exit) => return exit,
-        };
+    with_aws(cli, &resolved, async |aws| {
         let cfn = aws.cloudformation();
         let name = resolved.stack_name();
         let info = match stack::describe(&cfn, &name).await {

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, block_on, connect, load};
+use super::{Cli, Exit, Output, StackArgs, load, with_aws};
 use crate::aws::ResultExt;
 use crate::processor::batch::{aggregate_pk, minute_at, tally};
 use crate::template::Names;
@@ -77,11 +77,7 @@ pub fn run(args: &TopArgs, cli: &Cli) -> Exit {
             }
         },
     };
-    block_on(async {
-        let aws = match connect(cli, &resolved).await {
-            Ok(aws) => aws,
-            Err(exit) => return exit,
-        };
+    with_aws(cli, &resolved, async |aws| {
         let table = Names::new(&resolved).aggregates_table;
         let dimension = args.by.name();
         let ddb = aws.dynamodb();

@@ -4,7 +4,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{
-    Cli, Exit, Output, StackArgs, block_on, connect, deploy_failed, deployment, load, print_outputs,
+    Cli, Exit, Output, StackArgs, deploy_failed, deployment, load, print_outputs, with_aws,
 };
 use crate::deploy::POLL_INTERVAL;
 use crate::deploy::local_processor::{self, Started};
@@ -28,11 +28,7 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    block_on(async {
-        let aws = match connect(cli, &resolved).await {
-            Ok(aws) => aws,
-            Err(exit) => return exit,
-        };
+    with_aws(cli, &resolved, async |aws| {
         let d = deployment(&resolved);
         let desired = Desired {
             stack: &d.stack,

@@ -112,6 +112,7 @@ templates: build
 
 checkers: templates
 	scripts/checkers.sh run $(TEMPLATES)
+	scripts/checkers.sh shell
 
 validate: build
 	$(BIN) validate $(STACK)

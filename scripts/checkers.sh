@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the template checkers (cfn-lint, checkov) into a venv of the
-# project, pinned, and runs them on synthesized templates.
+# Installs the checkers (cfn-lint, checkov, shellcheck) into a venv of the
+# project, pinned, and runs them on synthesized templates and on the scripts.
 #
 #   scripts/checkers.sh install        create/refresh .venv/checkers when the pins changed
 #   scripts/checkers.sh run DIR        cfn-lint and checkov on every *.json in DIR
+#   scripts/checkers.sh shell          shellcheck on scripts/*.sh (the host bootstrap among them)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,10 +15,11 @@ stamp="$venv/.requirements.sha256"
 install() {
   local want
   want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-  if [ -x "$venv/bin/cfn-lint" ] && [ -x "$venv/bin/checkov" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  if [ -x "$venv/bin/cfn-lint" ] && [ -x "$venv/bin/checkov" ] && [ -x "$venv/bin/shellcheck" ] \
+    && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     return 0
   fi
-  echo "checkers: installing cfn-lint and checkov into .venv/checkers (first run takes a minute or two)"
+  echo "checkers: installing cfn-lint, checkov and shellcheck into .venv/checkers (first run takes a minute or two)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" > "$stamp"
@@ -41,8 +43,15 @@ run() {
     --output cli -d "$dir"
 }
 
+shell() {
+  install
+  echo "checkers: shellcheck on scripts/*.sh"
+  "$venv/bin/shellcheck" "$repo"/scripts/*.sh
+}
+
 case "${1:-}" in
   install) install ;;
   run) run "${2:?usage: checkers.sh run DIR}" ;;
-  *) echo "usage: $0 install | run DIR" >&2; exit 2 ;;
+  shell) shell ;;
+  *) echo "usage: $0 install | run DIR | shell" >&2; exit 2 ;;
 esac

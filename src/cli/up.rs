@@ -18,9 +18,13 @@ pub struct UpArgs {
     /// Allow replacing or removing stateful resources (stream, delivery stream, bucket, table, instance, key).
     #[arg(long)]
     pub allow_replace: bool,
-    /// On the emulator: deploy only, do not start the local processor.
+    /// Deploy only: do not ship the processor to the host(s) (AWS) or start it locally (emulator).
     #[arg(long)]
     pub no_processor: bool,
+    /// The processor binary to ship to the host(s) (default: this one). It
+    /// runs on Amazon Linux 2023 (x86_64, glibc 2.34): ship a release build.
+    #[arg(long, value_name = "PATH")]
+    pub processor_binary: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
@@ -52,6 +56,14 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                         Ok(p) => Some(p),
                         Err(e) => {
                             eprintln!("error: starting the local processor of {}: {e}", d.stack);
+                            return Exit::Failed;
+                        }
+                    }
+                } else if !args.no_processor {
+                    match ship_processor(&aws, &d.stack, &info.outputs, args).await {
+                        Ok(line) => Some(line),
+                        Err(e) => {
+                            eprintln!("error: shipping the processor of {}: {e}", d.stack);
                             return Exit::Failed;
                         }
                     }
@@ -100,6 +112,50 @@ fn start_local_processor(stack: &str, args: &UpArgs) -> std::io::Result<String> 
                 "restarted with the new binary or stack file (pid {pid}), log {}",
                 log.display()
             )
+        }
+    })
+}
+
+/// Ships the processor to the stack's host(s); a one-line account of it.
+async fn ship_processor(
+    aws: &crate::aws::Aws,
+    stack: &str,
+    outputs: &std::collections::BTreeMap<String, String>,
+    args: &UpArgs,
+) -> Result<String, String> {
+    let bucket = outputs
+        .get("ArtifactsBucketName")
+        .ok_or("the stack has no ArtifactsBucketName output")?;
+    let binary = match &args.processor_binary {
+        Some(path) => path.clone(),
+        None => {
+            if cfg!(debug_assertions) {
+                eprintln!(
+                    "warning: shipping this debug build of streamstack; for hosts, build with `cargo build --release` and pass --processor-binary target/release/streamstack"
+                );
+            }
+            std::env::current_exe().map_err(|e| e.to_string())?
+        }
+    };
+    let shipped = crate::deploy::ship::ship(
+        aws,
+        stack,
+        bucket,
+        &binary,
+        &args.stack.stack,
+        args.stack.env.as_deref(),
+        POLL_INTERVAL,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let short = &shipped.sha256[..12];
+    Ok(match (&shipped.rollout, shipped.uploaded) {
+        (None, _) => format!("{short} already on the host(s), unchanged"),
+        (Some((command, hosts)), true) => {
+            format!("{short} uploaded and rolled out to {hosts} host(s) (SSM command {command})")
+        }
+        (Some((command, hosts)), false) => {
+            format!("{short} rolled out to {hosts} host(s) (SSM command {command})")
         }
     })
 }

@@ -315,6 +315,11 @@ pub async fn down(
             stack: stack.to_string(),
         });
     }
+    // The artifacts bucket holds the tool's own binaries, rebuilt from
+    // source: not data. It is emptied so that CloudFormation can delete it.
+    if let Some(artifacts) = physical(&resources, logical::ARTIFACTS_BUCKET) {
+        empty_bucket(aws, artifacts).await?;
+    }
     let delete_data = policy == DataPolicy::Delete || !has_data;
     if delete_data && let Some(bucket) = &inventory.bucket {
         empty_bucket(aws, &bucket.name).await?;

@@ -7,6 +7,7 @@ pub mod changeset;
 pub mod down;
 pub mod local_processor;
 pub mod progress;
+pub mod ship;
 pub mod stack;
 pub mod up;
 

@@ -73,23 +73,7 @@ fn bucket(t: &mut Template<'_>) {
             }
         }),
     );
-    t.resource(
-        BUCKET_POLICY,
-        json!({
-            "Type": "AWS::S3::BucketPolicy",
-            "Properties": {
-                "Bucket": r(BUCKET),
-                "PolicyDocument": iam::document(vec![json!({
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [get_att(BUCKET, "Arn"), sub("${ArchiveBucket.Arn}/*")],
-                    "Condition": { "Bool": { "aws:SecureTransport": "false" } },
-                })]),
-            }
-        }),
-    );
+    tls_only_policy(t, BUCKET_POLICY, BUCKET);
     t.output(
         "ArchiveBucketName",
         "S3 bucket of the raw archive and dead letters",
@@ -99,6 +83,27 @@ fn bucket(t: &mut Template<'_>) {
         "DeadLetterPrefix",
         "Key prefix of dead letters in the archive bucket",
         json!(spec.dead_letter_prefix),
+    );
+}
+
+/// A bucket policy that refuses every request not made over TLS.
+pub(super) fn tls_only_policy(t: &mut Template<'_>, logical_id: &str, bucket: &str) {
+    t.resource(
+        logical_id,
+        json!({
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": r(bucket),
+                "PolicyDocument": iam::document(vec![json!({
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [get_att(bucket, "Arn"), sub(&format!("${{{bucket}.Arn}}/*"))],
+                    "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+                })]),
+            }
+        }),
     );
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::names::METRICS_NAMESPACE;
 use super::network::{self, Placement};
-use super::{Template, archive, get_att, iam, key, r, stream, sub, table};
+use super::{Template, archive, checkov_skips, get_att, iam, key, r, stream, sub, table};
 use crate::spec::model::Encryption;
 
 pub const ROLE: &str = "HostRole";
@@ -21,7 +21,14 @@ const IMAGE_PARAMETER: &str = "HostImageId";
 /// The host's bootstrap script; configuration is prepended as variables.
 const BOOTSTRAP: &str = include_str!("../../scripts/host-bootstrap.sh");
 
+/// The bucket `up` ships the processor binary and stack file to (by content hash).
+pub const ARTIFACTS_BUCKET: &str = "ArtifactsBucket";
+const ARTIFACTS_POLICY: &str = "ArtifactsBucketPolicy";
+/// Key prefix of the processor artifacts and of the `current` pointer.
+pub const ARTIFACTS_PREFIX: &str = "processor/";
+
 pub fn add(t: &mut Template<'_>) {
+    artifacts(t);
     let placement = network::add(t);
     security_group(t, &placement);
     role(t);
@@ -95,6 +102,38 @@ fn security_group(t: &mut Template<'_>, placement: &Placement) {
     );
 }
 
+fn artifacts(t: &mut Template<'_>) {
+    let tags = t.tags();
+    t.resource(
+        ARTIFACTS_BUCKET,
+        json!({
+            "Type": "AWS::S3::Bucket",
+            "Metadata": checkov_skips(&[
+                ("CKV_AWS_18", "Access logging needs a second, log-only bucket; the artifacts are the tool's own, written only by `streamstack up`."),
+                ("CKV_AWS_21", "Artifacts are content-addressed (a key per SHA-256) and rebuilt from source: there is nothing to version."),
+            ]),
+            "Properties": {
+                "BucketName": sub(&format!("{}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}", t.names.stack)),
+                "BucketEncryption": { "ServerSideEncryptionConfiguration": [{ "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }] },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true,
+                },
+                "OwnershipControls": { "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] },
+                "LifecycleConfiguration": { "Rules": [
+                    { "Id": "AbortIncompleteUploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 1 } },
+                ] },
+                "Tags": tags,
+            }
+        }),
+    );
+    archive::tls_only_policy(t, ARTIFACTS_POLICY, ARTIFACTS_BUCKET);
+    t.output(
+        "ArtifactsBucketName",
+        "S3 bucket of the processor binary and stack file that `up` ships to the host",
+        r(ARTIFACTS_BUCKET),
+    );
+}
+
 fn role(t: &mut Template<'_>) {
     let stream_arn = get_att(stream::STREAM, "Arn");
     let tables = |ids: &[&str]| ids.iter().map(|id| get_att(id, "Arn")).collect::<Vec<_>>();
@@ -142,6 +181,19 @@ fn role(t: &mut Template<'_>) {
                 archive::BUCKET,
                 t.stack.archive.dead_letter_prefix
             ))],
+        ),
+        iam::allow(
+            "FetchTheProcessor",
+            &["s3:GetObject"],
+            vec![sub(&format!(
+                "${{{ARTIFACTS_BUCKET}.Arn}}/{ARTIFACTS_PREFIX}*"
+            ))],
+        ),
+        // The processor finds the archive bucket's name in its stack's outputs.
+        iam::allow(
+            "ReadTheStackOutputs",
+            &["cloudformation:DescribeStacks"],
+            vec![r("AWS::StackId")],
         ),
         // PutMetricData has no resource-level permissions; the condition pins it to the processor's namespace.
         json!({
@@ -234,15 +286,7 @@ fn user_data(t: &Template<'_>) -> Value {
     };
     var("STREAMSTACK_STACK", json!(t.names.stack));
     var("STREAMSTACK_REGION", r("AWS::Region"));
-    var("STREAMSTACK_STREAM", r(stream::STREAM));
-    var("STREAMSTACK_TABLE", r(table::TABLE));
-    var("STREAMSTACK_AGGREGATES_TABLE", r(table::AGGREGATES));
-    var("STREAMSTACK_LEASE_TABLE", r(table::LEASES));
-    var("STREAMSTACK_ARCHIVE_BUCKET", r(archive::BUCKET));
-    var(
-        "STREAMSTACK_DEAD_LETTER_PREFIX",
-        json!(t.stack.archive.dead_letter_prefix),
-    );
+    var("STREAMSTACK_ARTIFACT_BUCKET", r(ARTIFACTS_BUCKET));
     // Skip the script's own shebang: ours opens the file.
     let body = BOOTSTRAP
         .split_once('\n')

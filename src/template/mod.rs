@@ -21,6 +21,7 @@ pub use names::{METRICS_NAMESPACE, Names};
 /// (teardown, status, the processor).
 pub mod logical {
     pub use super::archive::{BUCKET as ARCHIVE_BUCKET, DELIVERY_STREAM};
+    pub use super::host::{ARTIFACTS_BUCKET, ARTIFACTS_PREFIX};
     pub use super::key::KEY as STACK_KEY;
     pub use super::stream::STREAM;
     pub use super::table::{

@@ -1,0 +1,235 @@
+//! Ships the processor to its host(s) on AWS: the binary and the stack file
+//! go to the stack's artifacts bucket under their SHA-256, a pointer
+//! (`processor/current`) names them, and SSM Run Command re-runs each host's
+//! bootstrap (its user data, kept by cloud-init) so it fetches, checks and
+//! installs them and restarts the service. Instances are never replaced for
+//! a new binary, and nothing needs SSH. Unchanged artifacts upload nothing
+//! and send no command.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_ssm::types::{CommandStatus, Target};
+use sha2::{Digest, Sha256};
+
+use crate::aws::{Aws, AwsError, ResultExt, service_code};
+use crate::template::logical::ARTIFACTS_PREFIX;
+
+/// The host's bootstrap as cloud-init keeps the user data script.
+pub const BOOTSTRAP_ON_HOST: &str = "/var/lib/cloud/instance/scripts/part-001";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the rollout command {command} ended {status} on {errors} of {targets} host(s): see `aws ssm list-command-invocations --command-id {command} --details`"
+    )]
+    Rollout {
+        command: String,
+        status: String,
+        errors: i32,
+        targets: i32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    pub sha256: String,
+    /// The binary was uploaded (false: that content was already there).
+    pub uploaded: bool,
+    /// The pointer named other artifacts before.
+    pub changed: bool,
+    /// The rollout command and the hosts it reached, when one was sent.
+    pub rollout: Option<(String, i32)>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The pointer the bootstrap reads (see scripts/host-bootstrap.sh).
+pub fn pointer(binary_sha: &str, stack_sha: &str, env: Option<&str>) -> String {
+    format!(
+        "key={ARTIFACTS_PREFIX}{binary_sha}/streamstack\nsha256={binary_sha}\nstack_key={ARTIFACTS_PREFIX}stacks/{stack_sha}.yaml\nenv={}\n",
+        env.unwrap_or("")
+    )
+}
+
+async fn exists(aws: &Aws, bucket: &str, key: &str) -> Result<bool, AwsError> {
+    match aws.s3().head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| s.is_not_found())
+                || service_code(&e) == Some("NotFound") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(AwsError::new(format!("looking for s3://{bucket}/{key}"), e)),
+    }
+}
+
+async fn put(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
+    aws.s3()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .aws(format!("uploading s3://{bucket}/{key}"))?;
+    Ok(())
+}
+
+/// Uploads what changed and rolls it out to the hosts tagged with the stack.
+pub async fn ship(
+    aws: &Aws,
+    stack: &str,
+    bucket: &str,
+    binary: &Path,
+    stack_file: &Path,
+    env: Option<&str>,
+    poll: Duration,
+) -> Result<Shipment, ShipError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| ShipError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let binary_bytes = read(binary)?;
+    let sha = sha256_hex(&binary_bytes);
+    let stack_bytes = read(stack_file)?;
+    let stack_sha = sha256_hex(&stack_bytes);
+
+    let binary_key = format!("{ARTIFACTS_PREFIX}{sha}/streamstack");
+    let uploaded = !exists(aws, bucket, &binary_key).await?;
+    if uploaded {
+        put(aws, bucket, &binary_key, binary_bytes).await?;
+    }
+    let stack_key = format!("{ARTIFACTS_PREFIX}stacks/{stack_sha}.yaml");
+    if !exists(aws, bucket, &stack_key).await? {
+        put(aws, bucket, &stack_key, stack_bytes).await?;
+    }
+    let wanted = pointer(&sha, &stack_sha, env);
+    let pointer_key = format!("{ARTIFACTS_PREFIX}current");
+    let current = match aws
+        .s3()
+        .get_object()
+        .bucket(bucket)
+        .key(&pointer_key)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .body
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.into_bytes()).into_owned())
+            .ok(),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+        Err(e) => {
+            return Err(AwsError::new(format!("reading s3://{bucket}/{pointer_key}"), e).into());
+        }
+    };
+    let changed = current.as_deref() != Some(wanted.as_str());
+    if !changed {
+        return Ok(Shipment {
+            sha256: sha,
+            uploaded,
+            changed,
+            rollout: None,
+        });
+    }
+    put(aws, bucket, &pointer_key, wanted.into_bytes()).await?;
+    let rollout = roll_out(aws, stack, poll).await?;
+    Ok(Shipment {
+        sha256: sha,
+        uploaded,
+        changed,
+        rollout: Some(rollout),
+    })
+}
+
+/// Re-runs the bootstrap on every host of the stack and waits for the result.
+async fn roll_out(aws: &Aws, stack: &str, poll: Duration) -> Result<(String, i32), ShipError> {
+    let ssm = aws.ssm();
+    let sent = ssm
+        .send_command()
+        .document_name("AWS-RunShellScript")
+        .targets(
+            Target::builder()
+                .key("tag:streamstack:stack")
+                .values(stack)
+                .build(),
+        )
+        .parameters("commands", vec![format!("bash {BOOTSTRAP_ON_HOST}")])
+        .comment(format!("streamstack up: roll out the processor of {stack}"))
+        .timeout_seconds(600)
+        .send()
+        .await
+        .aws(format!(
+            "sending the rollout command to the hosts of {stack}"
+        ))?;
+    let command = sent
+        .command()
+        .and_then(|c| c.command_id())
+        .unwrap_or_default()
+        .to_string();
+    loop {
+        let out = ssm
+            .list_commands()
+            .command_id(&command)
+            .send()
+            .await
+            .aws(format!("following the rollout command {command}"))?;
+        let Some(c) = out.commands().first() else {
+            return Ok((command, 0));
+        };
+        match c.status() {
+            Some(CommandStatus::Success) => return Ok((command, c.target_count())),
+            Some(CommandStatus::Pending | CommandStatus::InProgress) | None => {}
+            Some(other) => {
+                return Err(ShipError::Rollout {
+                    command,
+                    status: other.as_str().to_string(),
+                    errors: c.error_count(),
+                    targets: c.target_count(),
+                });
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pointer_names_content_addressed_keys() {
+        let p = pointer(&"a".repeat(64), &"b".repeat(64), Some("prod"));
+        assert_eq!(
+            p,
+            format!(
+                "key=processor/{a}/streamstack\nsha256={a}\nstack_key=processor/stacks/{b}.yaml\nenv=prod\n",
+                a = "a".repeat(64),
+                b = "b".repeat(64)
+            )
+        );
+        assert!(pointer("x", "y", None).ends_with("env=\n"));
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

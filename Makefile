@@ -16,7 +16,7 @@ TEMPLATES := target/templates
 EMULATOR ?= $(if $(filter local,$(ENV)),1,0)
 EMULATOR_PORT ?= 4566
 ifeq ($(EMULATOR),1)
-AWS_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+AWS_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 endif
 # The tests' own emulator, apart from one a person may have running for the demo.
 TEST_EMULATOR := STREAMSTACK_EMULATOR_PORT=4599 STREAMSTACK_EMULATOR_STATE=.state/emulator-test

@@ -126,3 +126,35 @@ fn schema_is_a_json_schema_with_environments() {
     );
     assert!(v["required"].as_array().unwrap().contains(&"name".into()));
 }
+
+/// The processor ships to Amazon Linux 2023, whose glibc is 2.34: the binary
+/// must not need a newer symbol version.
+#[test]
+fn the_binary_needs_no_glibc_newer_than_amazon_linux_2023s() {
+    let binary = assert_cmd::cargo::cargo_bin!("streamstack");
+    let out = std::process::Command::new("objdump")
+        .arg("-T")
+        .arg(binary)
+        .output()
+        .expect("objdump (binutils) runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut newest = (0u32, 0u32);
+    for version in text.split("GLIBC_").skip(1) {
+        let digits: String = version
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = digits.split('.').filter_map(|p| p.parse::<u32>().ok());
+        if let (Some(major), Some(minor)) = (parts.next(), parts.next()) {
+            newest = newest.max((major, minor));
+        }
+    }
+    assert!(newest >= (2, 17), "no GLIBC versions found: {text:.500}");
+    assert!(
+        newest <= (2, 34),
+        "the binary needs GLIBC_{}.{}",
+        newest.0,
+        newest.1
+    );
+}

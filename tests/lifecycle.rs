@@ -253,7 +253,12 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
     }
     let artifacts = format!("{stack}-artifacts-123456789012-us-east-1");
     assert!(
-        aws.s3().head_bucket().bucket(&artifacts).send().await.is_err(),
+        aws.s3()
+            .head_bucket()
+            .bucket(&artifacts)
+            .send()
+            .await
+            .is_err(),
         "artifacts bucket still there"
     );
     let processor = streamstack::deploy::local_processor::inspect(&stack);

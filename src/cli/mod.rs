@@ -5,6 +5,7 @@ mod down;
 mod plan;
 mod produce;
 mod schema;
+mod smoke;
 mod status;
 mod synth;
 mod top;
@@ -86,6 +87,8 @@ pub enum Command {
     Transform(transform::TransformArgs),
     /// The top hashtags or languages of the last minutes, from the live aggregates.
     Top(top::TopArgs),
+    /// A canary tweet through the whole pipeline: stored, archived, no alarm firing.
+    Smoke(smoke::SmokeArgs),
 }
 
 /// The stack file and environment a command works on.
@@ -112,6 +115,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Consume(args) => consume::run(args, &cli),
         Command::Transform(args) => transform::run(args, cli.output),
         Command::Top(args) => top::run(args, &cli),
+        Command::Smoke(args) => smoke::run(args, &cli),
     };
     exit as u8
 }

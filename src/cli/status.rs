@@ -37,11 +37,24 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                 return Exit::Failed;
             }
         };
+        let alarms = match alarm_states(&aws, &name).await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Failed;
+            }
+        };
+        let alarming: Vec<&String> = alarms
+            .iter()
+            .filter(|(_, state)| state == "ALARM")
+            .map(|(name, _)| name)
+            .collect();
         let processor = (resolved.stack.target == crate::spec::model::Target::Emulator)
             .then(|| crate::deploy::local_processor::inspect(&name));
         let healthy = is_healthy(&info.status)
             && resources.iter().all(|r| r.status.ends_with("_COMPLETE"))
-            && processor.as_ref().is_none_or(|p| p.running);
+            && processor.as_ref().is_none_or(|p| p.running)
+            && alarming.is_empty();
         match cli.output {
             Output::Json => println!(
                 "{}",
@@ -53,6 +66,7 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                     })).collect::<Vec<_>>(),
                     "outputs": info.outputs,
                     "processor": processor,
+                    "alarms": alarms.iter().map(|(n, s)| json!({ "name": n, "state": s })).collect::<Vec<_>>(),
                 })
             ),
             Output::Text => {
@@ -93,6 +107,22 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                         println!("  last: {line}");
                     }
                 }
+                let mut counts = std::collections::BTreeMap::new();
+                for (_, state) in &alarms {
+                    *counts.entry(state.as_str()).or_insert(0) += 1;
+                }
+                let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                println!(
+                    "alarms: {}",
+                    if summary.is_empty() {
+                        "none".into()
+                    } else {
+                        summary.join(", ")
+                    }
+                );
+                for a in &alarming {
+                    println!("  IN ALARM: {a}");
+                }
                 println!(
                     "verdict: {}",
                     if healthy { "healthy" } else { "NOT healthy" }
@@ -101,4 +131,31 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
         }
         if healthy { Exit::Ok } else { Exit::Failed }
     })
+}
+
+/// Every alarm of the stack and its state.
+async fn alarm_states(
+    aws: &crate::aws::Aws,
+    stack: &str,
+) -> Result<Vec<(String, String)>, crate::aws::AwsError> {
+    use crate::aws::ResultExt;
+    let mut pages = aws
+        .cloudwatch()
+        .describe_alarms()
+        .alarm_name_prefix(format!("{stack}-"))
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("reading the alarms of {stack}"))?;
+        out.extend(page.metric_alarms().iter().map(|a| {
+            (
+                a.alarm_name().unwrap_or_default().to_string(),
+                a.state_value()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        }));
+    }
+    Ok(out)
 }

@@ -1,0 +1,314 @@
+//! `streamstack smoke`: a canary tweet with a unique id goes into the
+//! stream; it must reach the tweets table (through the processor) and the S3
+//! archive (through Firehose) in time, and no alarm may be in ALARM. Exit 0
+//! when all three hold, 2 when one does not: a CI gate after a deploy.
+//!
+//! The canary is removed from the tables afterwards (its item and its
+//! aggregate memberships); the raw archive keeps it, marked: text
+//! "streamstack smoke canary", rule tag `streamstack-smoke`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_kinesis::primitives::Blob;
+use clap::Args;
+use serde_json::json;
+
+use super::{Cli, Exit, Output, StackArgs, load, pipeline, with_aws};
+use crate::aws::{Aws, AwsError, ResultExt};
+use crate::processor::batch::{aggregate_pk, minute_at};
+use crate::template::logical::{AGGREGATES_PK, AGGREGATES_SK};
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Seconds the canary may take to reach DynamoDB.
+    #[arg(long, default_value_t = 60)]
+    pub table_timeout: u64,
+    /// Seconds added to the archive's buffer interval for the canary to reach S3.
+    #[arg(long, default_value_t = 60)]
+    pub archive_margin: u64,
+}
+
+/// One check's outcome.
+#[derive(Debug, serde::Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    seconds: f64,
+    detail: String,
+}
+
+fn canary(id: &str, now_s: i64) -> Vec<u8> {
+    let created = time::OffsetDateTime::from_unix_timestamp(now_s)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    serde_json::to_vec(&json!({
+        "data": {
+            "id": id, "author_id": "0", "created_at": created, "lang": "en",
+            "text": format!("streamstack smoke canary {id} #streamstackcanary"),
+            "entities": { "hashtags": [{ "start": 37, "end": 55, "tag": "streamstackcanary" }] },
+        },
+        "includes": { "users": [{ "id": "0", "username": "streamstack" }] },
+        "matching_rules": [{ "id": "0", "tag": "streamstack-smoke" }],
+    }))
+    .expect("JSON serializes")
+}
+
+async fn in_table(aws: &Aws, table: &str, key: &str, id: &str) -> Result<bool, AwsError> {
+    let out = aws
+        .dynamodb()
+        .get_item()
+        .table_name(table)
+        .key(key, AttributeValue::S(id.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .aws(format!("looking for the canary in {table}"))?;
+    Ok(out.item().is_some())
+}
+
+/// Whether an archive object written since `since` holds the canary.
+async fn in_archive(
+    aws: &Aws,
+    bucket: &str,
+    prefix: &str,
+    id: &str,
+    since: SystemTime,
+    seen: &mut HashMap<String, bool>,
+) -> Result<bool, AwsError> {
+    let mut pages = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let since = aws_smithy_types::DateTime::from(since);
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("listing the archive s3://{bucket}/{prefix}"))?;
+        for object in page.contents() {
+            let (Some(key), Some(modified)) = (object.key(), object.last_modified()) else {
+                continue;
+            };
+            // S3 keeps whole seconds: allow the second the canary went in.
+            if modified.secs() + 1 < since.secs() || seen.contains_key(key) {
+                continue;
+            }
+            let body = aws
+                .s3()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .aws(format!("reading s3://{bucket}/{key}"))?
+                .body
+                .collect()
+                .await
+                .map(|b| b.into_bytes().to_vec())
+                .unwrap_or_default();
+            let mut text = Vec::new();
+            if key.ends_with(".gz") {
+                let _ = flate2::read::GzDecoder::new(body.as_slice()).read_to_end(&mut text);
+            } else {
+                text = body;
+            }
+            let found = text.windows(id.len()).any(|w| w == id.as_bytes());
+            seen.insert(key.to_string(), found);
+            if found {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
+    let resolved = match load(&args.stack, cli.output) {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    with_aws(cli, &resolved, async |aws| {
+        let p = match pipeline(&aws, &resolved).await {
+            Ok(p) => p,
+            Err(exit) => return exit,
+        };
+        let now = SystemTime::now();
+        let now_s = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        // Numeric like a tweet id, and far above real ones: it cannot collide.
+        let id = format!("9{}{:06}", now_s, fastrand::u32(..1_000_000));
+        let started = Instant::now();
+        let mut checks = Vec::new();
+        let put = aws
+            .kinesis()
+            .put_record()
+            .stream_name(&p.names.stream)
+            .partition_key(&id)
+            .data(Blob::new(canary(&id, now_s)))
+            .send()
+            .await;
+        if let Err(e) = put {
+            eprintln!(
+                "error: {}",
+                AwsError::new(format!("putting the canary into {}", p.names.stream), e)
+            );
+            return Exit::Failed;
+        }
+        eprintln!("smoke: canary {id} put into {}", p.names.stream);
+
+        // 1. The processor stores it.
+        let deadline = started + Duration::from_secs(args.table_timeout);
+        let stored = loop {
+            match in_table(&aws, &p.names.table, &p.shape.partition_key, &id).await {
+                Ok(true) => break true,
+                Ok(false) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(1)).await
+                }
+                Ok(false) => break false,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Failed;
+                }
+            }
+        };
+        checks.push(Check {
+            name: "stored in DynamoDB",
+            ok: stored,
+            seconds: started.elapsed().as_secs_f64(),
+            detail: format!("{} item {id}", p.names.table),
+        });
+        eprintln!(
+            "smoke: {} in {}: {}",
+            if stored { "stored" } else { "NOT stored" },
+            p.names.table,
+            if stored {
+                "ok"
+            } else {
+                "is the processor running? (`streamstack status`)"
+            }
+        );
+
+        // 2. Firehose archives it within its buffer interval, plus a margin.
+        let interval = u64::from(resolved.stack.archive.buffer.interval_s);
+        let deadline = started + Duration::from_secs(interval + args.archive_margin);
+        let prefix = resolved
+            .stack
+            .archive
+            .prefix
+            .split("!{")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let mut seen = HashMap::new();
+        let archived = loop {
+            match in_archive(&aws, &p.bucket, &prefix, &id, now, &mut seen).await {
+                Ok(true) => break true,
+                Ok(false) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(2)).await
+                }
+                Ok(false) => break false,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Failed;
+                }
+            }
+        };
+        checks.push(Check {
+            name: "archived in S3",
+            ok: archived,
+            seconds: started.elapsed().as_secs_f64(),
+            detail: format!(
+                "s3://{}/{prefix} (buffer interval {interval} s + {} s)",
+                p.bucket, args.archive_margin
+            ),
+        });
+        eprintln!(
+            "smoke: {} in s3://{}/{prefix}",
+            if archived { "archived" } else { "NOT archived" },
+            p.bucket
+        );
+
+        // 3. No alarm fires.
+        let alarming = match aws
+            .cloudwatch()
+            .describe_alarms()
+            .alarm_name_prefix(format!("{}-", p.names.stack))
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .send()
+            .await
+        {
+            // Filtered again here: not every implementation honours StateValue.
+            Ok(out) => out
+                .metric_alarms()
+                .iter()
+                .filter(|a| a.state_value() == Some(&aws_sdk_cloudwatch::types::StateValue::Alarm))
+                .filter_map(|a| a.alarm_name().map(str::to_string))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                eprintln!("error: {}", AwsError::new("reading the alarms", e));
+                return Exit::Failed;
+            }
+        };
+        checks.push(Check {
+            name: "no alarm in ALARM",
+            ok: alarming.is_empty(),
+            seconds: started.elapsed().as_secs_f64(),
+            detail: if alarming.is_empty() {
+                "none".into()
+            } else {
+                alarming.join(", ")
+            },
+        });
+
+        // The canary leaves the tables as it found them.
+        let minute = minute_at(now_s);
+        let _ = aws
+            .dynamodb()
+            .delete_item()
+            .table_name(&p.names.table)
+            .key(&p.shape.partition_key, AttributeValue::S(id.clone()))
+            .send()
+            .await;
+        for (dimension, value) in [("hashtag", "streamstackcanary"), ("lang", "en")] {
+            let _ = aws
+                .dynamodb()
+                .delete_item()
+                .table_name(&p.names.aggregates_table)
+                .key(
+                    AGGREGATES_PK,
+                    AttributeValue::S(aggregate_pk(dimension, &minute)),
+                )
+                .key(AGGREGATES_SK, AttributeValue::S(format!("{value}#{id}")))
+                .send()
+                .await;
+        }
+
+        let ok = checks.iter().all(|c| c.ok);
+        match cli.output {
+            Output::Json => println!(
+                "{}",
+                json!({ "stack": p.names.stack, "canary": id, "ok": ok, "checks": checks })
+            ),
+            Output::Text => {
+                for c in &checks {
+                    println!(
+                        "  {} {:<20} {:>6.1} s  {}",
+                        if c.ok { "ok  " } else { "FAIL" },
+                        c.name,
+                        c.seconds,
+                        c.detail
+                    );
+                }
+                println!("smoke: {}", if ok { "passed" } else { "FAILED" });
+            }
+        }
+        if ok { Exit::Ok } else { Exit::Failed }
+    })
+}

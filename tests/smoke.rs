@@ -1,0 +1,132 @@
+//! `smoke` against the emulator: passes on a healthy stack (and leaves the
+//! tables as it found them), fails when the processor is stopped, fails when
+//! an alarm is in ALARM.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{aws, stack_copy, streamstack};
+
+fn smoke(file: &str, extra: &[&str]) -> (bool, serde_json::Value) {
+    let out = streamstack()
+        .args([
+            "--output",
+            "json",
+            "smoke",
+            file,
+            "-e",
+            "local",
+            "--archive-margin",
+            "15",
+        ])
+        .args(extra)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|_| {
+            panic!(
+                "stdout {text}\nstderr {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (out.status.success(), v)
+}
+
+fn check(v: &serde_json::Value, name: &str) -> bool {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {v}"))["ok"]
+        .as_bool()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_alarm() {
+    // Firehose flushes every second here, so the archive check is quick.
+    let copy = stack_copy("tweets.yaml", |t| {
+        t.replace("interval_s: 60", "interval_s: 1")
+    });
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    let aws = aws().await;
+    streamstack()
+        .args(["up", &file, "-e", "local"])
+        .assert()
+        .success();
+
+    let (ok, v) = smoke(&file, &[]);
+    assert!(ok, "{v}");
+    assert!(
+        check(&v, "stored in DynamoDB")
+            && check(&v, "archived in S3")
+            && check(&v, "no alarm in ALARM")
+    );
+    // The canary left no item behind.
+    let items = aws
+        .dynamodb()
+        .scan()
+        .table_name(format!("{stack}-tweets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(items.count(), 0, "the canary's item was not removed");
+    let memberships = aws
+        .dynamodb()
+        .scan()
+        .table_name(format!("{stack}-aggregates"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        memberships.count(),
+        0,
+        "the canary's aggregates were not removed"
+    );
+
+    // The processor stopped: nothing reaches the table, Firehose still archives.
+    assert!(streamstack::deploy::local_processor::stop(&stack, Duration::from_secs(10)).unwrap());
+    let (ok, v) = smoke(&file, &["--table-timeout", "4"]);
+    assert!(!ok, "{v}");
+    assert!(!check(&v, "stored in DynamoDB"), "{v}");
+    assert!(check(&v, "archived in S3"), "{v}");
+
+    // Back up, but an alarm fires: smoke fails on it.
+    streamstack()
+        .args(["up", &file, "-e", "local"])
+        .assert()
+        .success();
+    aws.cloudwatch()
+        .set_alarm_state()
+        .alarm_name(format!("{stack}-dead-letters"))
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
+    let (ok, v) = smoke(&file, &[]);
+    assert!(!ok, "{v}");
+    assert!(check(&v, "stored in DynamoDB"), "{v}");
+    assert!(!check(&v, "no alarm in ALARM"), "{v}");
+    // ... and status turns red, naming it.
+    let status = streamstack()
+        .args(["status", &file, "-e", "local"])
+        .assert()
+        .code(2);
+    let text = String::from_utf8_lossy(&status.get_output().stdout).to_string();
+    assert!(
+        text.contains(&format!("IN ALARM: {stack}-dead-letters"))
+            && text.contains("verdict: NOT healthy"),
+        "{text}"
+    );
+
+    streamstack()
+        .args(["down", &file, "-e", "local", "--delete-data"])
+        .assert()
+        .success();
+}

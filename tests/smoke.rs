@@ -130,3 +130,99 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
         .assert()
         .success();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_draws_what_put_metric_data_stored() {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let copy = stack_copy("tweets.yaml", |t| t);
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    let aws = aws().await;
+    let now = std::time::SystemTime::now();
+    for (ago, records, dead) in [(600u64, 5.0, 1.0), (300, 7.0, 0.0), (60, 30.0, 2.0)] {
+        let at = aws_smithy_types::DateTime::from(now - Duration::from_secs(ago));
+        let datum = |name: &str, value: f64| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .dimensions(Dimension::builder().name("Stack").value(&stack).build())
+                .timestamp(at)
+                .value(value)
+                .build()
+        };
+        aws.cloudwatch()
+            .put_metric_data()
+            .namespace("Streamstack")
+            .metric_data(datum("RecordsIn", records))
+            .metric_data(datum("DeadLetters", dead))
+            .send()
+            .await
+            .unwrap();
+    }
+    let out = streamstack()
+        .args([
+            "--output", "json", "metrics", &file, "-e", "local", "--since", "30m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let series = |id: &str| {
+        v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(series("records_in")["summary"], 42.0, "{v}");
+    assert_eq!(
+        series("records_in")["points"].as_array().unwrap().len(),
+        3,
+        "{v}"
+    );
+    assert_eq!(series("dead_letters")["summary"], 3.0, "{v}");
+    assert!(
+        series("iterator_age")["points"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // A window that ends before the data holds none of it.
+    let out = streamstack()
+        .args([
+            "--output", "json", "metrics", &file, "-e", "local", "--since", "2m",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "records_in")
+            .unwrap()["summary"],
+        30.0
+    );
+    // Text: a chart a metric, titled with its total.
+    let out = streamstack()
+        .args(["metrics", &file, "-e", "local", "--since", "30m"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("processor: records in (total 42)"), "{text}");
+    assert!(
+        text.contains("x: minutes ago, y: RecordsIn (Sum)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stream: iterator age ms (peak 0)")
+            && text.contains("(no data in this window)"),
+        "{text}"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod consume;
 mod down;
+mod metrics;
 mod plan;
 mod produce;
 mod schema;
@@ -89,6 +90,8 @@ pub enum Command {
     Top(top::TopArgs),
     /// A canary tweet through the whole pipeline: stored, archived, no alarm firing.
     Smoke(smoke::SmokeArgs),
+    /// The pipeline's CloudWatch figures as terminal charts (or JSON).
+    Metrics(metrics::MetricsArgs),
 }
 
 /// The stack file and environment a command works on.
@@ -116,6 +119,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Transform(args) => transform::run(args, cli.output),
         Command::Top(args) => top::run(args, &cli),
         Command::Smoke(args) => smoke::run(args, &cli),
+        Command::Metrics(args) => metrics::run(args, &cli),
     };
     exit as u8
 }

@@ -33,19 +33,26 @@ build:
 
 # The whole pipeline on the local emulator, one step after the other.
 demo: build emulator
-	@echo "==> [1/5] validating $(STACK)"
+	@echo "==> [1/7] validating $(STACK)"
 	$(BIN) validate $(STACK)
-	@echo "==> [2/5] bringing $(STACK) up on the local emulator; the processor starts as a local process"
+	@echo "==> [2/7] bringing $(STACK) up on the local emulator; the processor starts as a local process"
 	$(AWS_ENV) $(BIN) up $(STACK) --env local
-	@echo "==> [3/5] replaying the bundled tweets (data/tweets-v2.jsonl) into the stream"
+	@echo "==> [3/7] replaying the bundled tweets (data/tweets-v2.jsonl) into the stream"
 	$(AWS_ENV) $(BIN) produce $(STACK) --env local
-	@echo "==> [4/5] waiting until they are stored in DynamoDB and archived in S3"
+	@echo "==> [4/7] waiting until they are stored in DynamoDB and archived in S3"
 	@expected=$$($(BIN) --output json transform data/tweets-v2.jsonl --summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["tweets"])'); \
 	  stack=$$(python3 -c 'import sys; n=[l.split(":",1)[1].strip() for l in open(sys.argv[1]) if l.startswith("name:")][0]; print(n + "-local")' $(STACK)); \
 	  $(AWS_ENV) .venv/emulator/bin/python scripts/demo_report.py $$stack $$expected 0 240
-	@echo "==> [5/5] the analysis on the fly: top hashtags and languages"
+	@echo "==> [5/7] the analysis on the fly: top hashtags and languages"
 	$(AWS_ENV) $(BIN) top $(STACK) --env local --all --limit 5
 	$(AWS_ENV) $(BIN) top $(STACK) --env local --all --limit 3 --by lang
+	@echo "==> [6/7] smoke: a canary tweet through stream, processor, table and archive"
+	$(AWS_ENV) $(BIN) smoke $(STACK) --env local
+	@echo "==> [7/7] the processor's figures in CloudWatch (it publishes every 10 s)"
+	@sleep 10
+	$(AWS_ENV) $(BIN) metrics $(STACK) --env local --since 15m
+	@$(AWS_ENV) $(BIN) --output json metrics $(STACK) --env local --since 15m \
+	  | python3 -c 'import json,sys; s={x["id"]: x["summary"] for x in json.load(sys.stdin)["series"]}; print("metrics: %.0f records in, %.0f tweets stored, %.0f dead letters in the last 15 minutes" % (s["records_in"], s["items_written"], s["dead_letters"]))'
 	@echo
 	@echo "Next:"
 	@echo "  make status                 # the stack, every resource, the processor"

@@ -44,7 +44,7 @@ def main(stack: str, expected: int, expected_dead: int, timeout: float) -> int:
         if state != last:
             print(f"demo: {stored}/{expected} tweets in DynamoDB, {len(dead)} dead letters, "
                   f"{len(archived)} archive object(s) in S3 ({time.monotonic() - start:.0f} s; "
-                  "Firehose flushes its buffer every 60 s here)", flush=True)
+                  "Firehose flushes its buffer at its interval)", flush=True)
             last = state
         if stored >= expected and archived and len(dead) >= expected_dead:
             break

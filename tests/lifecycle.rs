@@ -25,7 +25,7 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
 
     // up: created, with outputs.
     let up = streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-smoke"])
         .assert()
         .success();
     let out = stdout(&up);
@@ -102,7 +102,7 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
 
     // up again: no changes is success.
     let again = streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-smoke"])
         .assert()
         .success();
     assert!(
@@ -158,7 +158,7 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
     );
 
     let update = streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-smoke"])
         .assert()
         .success();
     assert!(
@@ -298,7 +298,7 @@ async fn keep_data_deletes_the_rest_and_says_where_the_data_is() {
     let stack = format!("{}-local", copy.name);
     let aws = aws().await;
     streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-smoke"])
         .assert()
         .success();
     let bucket = format!("{stack}-archive-123456789012-us-east-1");

@@ -55,8 +55,18 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
     let file = copy.path.to_str().unwrap().to_string();
     let stack = format!("{}-local", copy.name);
     let aws = aws().await;
-    streamstack()
+    // `up` ends with a smoke test of its own.
+    let up = streamstack()
         .args(["up", &file, "-e", "local"])
+        .assert()
+        .success();
+    let up_out = String::from_utf8_lossy(&up.get_output().stdout).to_string();
+    assert!(
+        up_out.contains("ok   stored in DynamoDB") && up_out.contains("smoke: passed"),
+        "{up_out}"
+    );
+    streamstack()
+        .args(["status", &file, "-e", "local"])
         .assert()
         .success();
 
@@ -98,7 +108,7 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
 
     // Back up, but an alarm fires: smoke fails on it.
     streamstack()
-        .args(["up", &file, "-e", "local"])
+        .args(["up", &file, "-e", "local", "--no-smoke"])
         .assert()
         .success();
     aws.cloudwatch()

@@ -134,9 +134,38 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
         Err(exit) => return exit,
     };
     with_aws(cli, &resolved, async |aws| {
-        let p = match pipeline(&aws, &resolved).await {
+        match check(&aws, &resolved, args.table_timeout, args.archive_margin).await {
+            Ok(report) => {
+                match cli.output {
+                    Output::Json => println!("{}", report.json),
+                    Output::Text => println!("{}", report.text),
+                }
+                if report.ok { Exit::Ok } else { Exit::Failed }
+            }
+            Err(exit) => exit,
+        }
+    })
+}
+
+/// What a smoke run found.
+pub(super) struct Report {
+    pub ok: bool,
+    pub json: serde_json::Value,
+    /// The checks, a line each, and the verdict.
+    pub text: String,
+}
+
+/// Runs the canary through the pipeline (progress on stderr); `up` runs it too.
+pub(super) async fn check(
+    aws: &Aws,
+    resolved: &crate::spec::Resolved,
+    table_timeout: u64,
+    archive_margin: u64,
+) -> Result<Report, Exit> {
+    {
+        let p = match pipeline(aws, resolved).await {
             Ok(p) => p,
-            Err(exit) => return exit,
+            Err(exit) => return Err(exit),
         };
         let now = SystemTime::now();
         let now_s = now
@@ -159,14 +188,14 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
                 "error: {}",
                 AwsError::new(format!("putting the canary into {}", p.names.stream), e)
             );
-            return Exit::Failed;
+            return Err(Exit::Failed);
         }
         eprintln!("smoke: canary {id} put into {}", p.names.stream);
 
         // 1. The processor stores it.
-        let deadline = started + Duration::from_secs(args.table_timeout);
+        let deadline = started + Duration::from_secs(table_timeout);
         let stored = loop {
-            match in_table(&aws, &p.names.table, &p.shape.partition_key, &id).await {
+            match in_table(aws, &p.names.table, &p.shape.partition_key, &id).await {
                 Ok(true) => break true,
                 Ok(false) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_secs(1)).await
@@ -174,7 +203,7 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
                 Ok(false) => break false,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return Exit::Failed;
+                    return Err(Exit::Failed);
                 }
             }
         };
@@ -197,7 +226,7 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
 
         // 2. Firehose archives it within its buffer interval, plus a margin.
         let interval = u64::from(resolved.stack.archive.buffer.interval_s);
-        let deadline = started + Duration::from_secs(interval + args.archive_margin);
+        let deadline = started + Duration::from_secs(interval + archive_margin);
         let prefix = resolved
             .stack
             .archive
@@ -208,7 +237,7 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
             .to_string();
         let mut seen = HashMap::new();
         let archived = loop {
-            match in_archive(&aws, &p.bucket, &prefix, &id, now, &mut seen).await {
+            match in_archive(aws, &p.bucket, &prefix, &id, now, &mut seen).await {
                 Ok(true) => break true,
                 Ok(false) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_secs(2)).await
@@ -216,7 +245,7 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
                 Ok(false) => break false,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return Exit::Failed;
+                    return Err(Exit::Failed);
                 }
             }
         };
@@ -226,7 +255,7 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
             seconds: started.elapsed().as_secs_f64(),
             detail: format!(
                 "s3://{}/{prefix} (buffer interval {interval} s + {} s)",
-                p.bucket, args.archive_margin
+                p.bucket, archive_margin
             ),
         });
         eprintln!(
@@ -253,7 +282,7 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
                 .collect::<Vec<_>>(),
             Err(e) => {
                 eprintln!("error: {}", AwsError::new("reading the alarms", e));
-                return Exit::Failed;
+                return Err(Exit::Failed);
             }
         };
         checks.push(Check {
@@ -291,24 +320,21 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
         }
 
         let ok = checks.iter().all(|c| c.ok);
-        match cli.output {
-            Output::Json => println!(
-                "{}",
-                json!({ "stack": p.names.stack, "canary": id, "ok": ok, "checks": checks })
-            ),
-            Output::Text => {
-                for c in &checks {
-                    println!(
-                        "  {} {:<20} {:>6.1} s  {}",
-                        if c.ok { "ok  " } else { "FAIL" },
-                        c.name,
-                        c.seconds,
-                        c.detail
-                    );
-                }
-                println!("smoke: {}", if ok { "passed" } else { "FAILED" });
-            }
+        let mut text = String::new();
+        for c in &checks {
+            text.push_str(&format!(
+                "  {} {:<20} {:>6.1} s  {}\n",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.seconds,
+                c.detail
+            ));
         }
-        if ok { Exit::Ok } else { Exit::Failed }
-    })
+        text.push_str(&format!("smoke: {}", if ok { "passed" } else { "FAILED" }));
+        Ok(Report {
+            ok,
+            json: json!({ "stack": p.names.stack, "canary": id, "ok": ok, "checks": checks }),
+            text,
+        })
+    }
 }

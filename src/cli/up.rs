@@ -25,6 +25,9 @@ pub struct UpArgs {
     /// runs on Amazon Linux 2023 (x86_64, glibc 2.34): ship a release build.
     #[arg(long, value_name = "PATH")]
     pub processor_binary: Option<std::path::PathBuf>,
+    /// Skip the smoke test (a canary through the pipeline) that ends `up`.
+    #[arg(long)]
+    pub no_smoke: bool,
 }
 
 pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
@@ -70,10 +73,24 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                 } else {
                     None
                 };
+                // The environment is up when data flows: a canary proves it
+                // (not without a processor, which would fail it by design).
+                let smoke = if args.no_smoke || args.no_processor {
+                    None
+                } else {
+                    eprintln!("smoke: a canary through {} (skip with --no-smoke)", d.stack);
+                    match super::smoke::check(&aws, &resolved, 60, 60).await {
+                        Ok(report) => Some(report),
+                        Err(exit) => return exit,
+                    }
+                };
                 match cli.output {
                     Output::Json => println!(
                         "{}",
-                        json!({ "stack": d.stack, "status": info.status, "changed": changed, "outputs": info.outputs, "processor": processor })
+                        json!({
+                            "stack": d.stack, "status": info.status, "changed": changed, "outputs": info.outputs,
+                            "processor": processor, "smoke": smoke.as_ref().map(|s| &s.json),
+                        })
                     ),
                     Output::Text => {
                         if !changed {
@@ -85,7 +102,17 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                         if let Some(p) = &processor {
                             println!("processor: {p}");
                         }
+                        if let Some(s) = &smoke {
+                            println!("{}", s.text);
+                        }
                     }
+                }
+                if smoke.is_some_and(|s| !s.ok) {
+                    eprintln!(
+                        "error: {} is deployed, but the smoke test failed (see above)",
+                        d.stack
+                    );
+                    return Exit::Failed;
                 }
                 Exit::Ok
             }

@@ -65,10 +65,24 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
         up_out.contains("ok   stored in DynamoDB") && up_out.contains("smoke: passed"),
         "{up_out}"
     );
-    streamstack()
-        .args(["status", &file, "-e", "local"])
+    // status: every shard held by the running processor, read to the tip.
+    let status = streamstack()
+        .args(["--output", "json", "status", &file, "-e", "local"])
         .assert()
         .success();
+    let v: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    let shards = v["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2, "{v}");
+    assert!(
+        shards
+            .iter()
+            .all(|s| s["owner"].is_string() && s["millis_behind"] == 0),
+        "{v}"
+    );
+    assert!(
+        shards.iter().any(|s| s["checkpoint_age_s"].is_number()),
+        "the canary was checkpointed: {v}"
+    );
 
     let (ok, v) = smoke(&file, &[]);
     assert!(ok, "{v}");
@@ -101,6 +115,21 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
 
     // The processor stopped: nothing reaches the table, Firehose still archives.
     assert!(streamstack::deploy::local_processor::stop(&stack, Duration::from_secs(10)).unwrap());
+    // A stopped processor: status is red, and no worker holds a shard (its leases were released).
+    let status = streamstack()
+        .args(["--output", "json", "status", &file, "-e", "local"])
+        .assert()
+        .code(2);
+    let v: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    assert_eq!(v["processor"]["running"], false, "{v}");
+    assert!(
+        v["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["owner"].is_null()),
+        "{v}"
+    );
     let (ok, v) = smoke(&file, &["--table-timeout", "4"]);
     assert!(!ok, "{v}");
     assert!(!check(&v, "stored in DynamoDB"), "{v}");

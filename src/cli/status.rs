@@ -51,10 +51,25 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
             .collect();
         let processor = (resolved.stack.target == crate::spec::model::Target::Emulator)
             .then(|| crate::deploy::local_processor::inspect(&name));
+        let names = crate::template::Names::new(&resolved);
+        let shards = shard_views(&aws, &names).await.unwrap_or_else(|e| {
+            eprintln!("warning: {e}");
+            Vec::new()
+        });
+        let heartbeat_age = heartbeat_age_s(&aws, &names.stack)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("warning: {e}");
+                None
+            });
+        // No heartbeat yet (a processor that just started) is not a failure; a stale one is.
+        let heartbeat_ok =
+            heartbeat_age.is_none_or(|age| age <= resolved.stack.alarms.heartbeat_s as f64);
         let healthy = is_healthy(&info.status)
             && resources.iter().all(|r| r.status.ends_with("_COMPLETE"))
             && processor.as_ref().is_none_or(|p| p.running)
-            && alarming.is_empty();
+            && alarming.is_empty()
+            && heartbeat_ok;
         match cli.output {
             Output::Json => println!(
                 "{}",
@@ -67,6 +82,8 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                     "outputs": info.outputs,
                     "processor": processor,
                     "alarms": alarms.iter().map(|(n, s)| json!({ "name": n, "state": s })).collect::<Vec<_>>(),
+                    "heartbeat_age_s": heartbeat_age,
+                    "shards": shards,
                 })
             ),
             Output::Text => {
@@ -123,6 +140,34 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                 for a in &alarming {
                     println!("  IN ALARM: {a}");
                 }
+                match heartbeat_age {
+                    Some(age) => println!(
+                        "processor heartbeat: {age:.0} s ago{}",
+                        if heartbeat_ok {
+                            ""
+                        } else {
+                            " (STALE: the processor is down or cannot publish)"
+                        }
+                    ),
+                    None => println!("processor heartbeat: none in the last 15 minutes"),
+                }
+                for sh in &shards {
+                    let lag = match (sh.finished, sh.millis_behind) {
+                        (true, _) => "read to its end".to_string(),
+                        (false, Some(ms)) => format!("{ms} ms behind"),
+                        (false, None) => "lag unknown".to_string(),
+                    };
+                    let checkpoint = sh
+                        .checkpoint_age_s
+                        .map(|a| format!("checkpoint {a:.0} s ago"))
+                        .unwrap_or_else(|| "no checkpoint yet".into());
+                    println!(
+                        "  {:<24} {:<12} {checkpoint:<24} {}",
+                        sh.shard_id,
+                        lag,
+                        sh.owner.as_deref().unwrap_or("(no worker holds it)")
+                    );
+                }
                 println!(
                     "verdict: {}",
                     if healthy { "healthy" } else { "NOT healthy" }
@@ -158,4 +203,107 @@ async fn alarm_states(
         }));
     }
     Ok(out)
+}
+
+/// A shard as the processor sees it: who reads it, how far behind it is.
+#[derive(Debug, serde::Serialize)]
+struct ShardView {
+    shard_id: String,
+    owner: Option<String>,
+    finished: bool,
+    checkpoint_age_s: Option<f64>,
+    /// How far the checkpoint is behind the tip of the shard.
+    millis_behind: Option<i64>,
+}
+
+async fn shard_views(
+    aws: &crate::aws::Aws,
+    names: &crate::template::Names,
+) -> Result<Vec<ShardView>, crate::aws::AwsError> {
+    use crate::aws::ResultExt;
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let table = crate::processor::consumer::lease::LeaseTable::new(
+        aws.dynamodb(),
+        &names.lease_table,
+        "status",
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut views = Vec::new();
+    for lease in table.scan().await? {
+        let mut millis_behind = None;
+        if !lease.finished() {
+            let request = aws
+                .kinesis()
+                .get_shard_iterator()
+                .stream_name(&names.stream)
+                .shard_id(&lease.shard_id);
+            let request = match &lease.checkpoint {
+                Some(seq) => request
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .starting_sequence_number(seq),
+                None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            };
+            let iterator = request
+                .send()
+                .await
+                .aws(format!("reading the position of shard {}", lease.shard_id))?;
+            if let Some(it) = iterator.shard_iterator() {
+                let page = aws
+                    .kinesis()
+                    .get_records()
+                    .shard_iterator(it)
+                    .limit(1)
+                    .send()
+                    .await
+                    .aws(format!("reading shard {}", lease.shard_id))?;
+                millis_behind = page.millis_behind_latest();
+            }
+        }
+        views.push(ShardView {
+            checkpoint_age_s: lease
+                .checkpointed_at
+                .map(|at| (now_ms - at) as f64 / 1000.0),
+            finished: lease.finished(),
+            owner: lease.owner,
+            shard_id: lease.shard_id,
+            millis_behind,
+        });
+    }
+    Ok(views)
+}
+
+/// Seconds since the processor's newest heartbeat, if it sent one in the last 15 minutes.
+async fn heartbeat_age_s(
+    aws: &crate::aws::Aws,
+    stack: &str,
+) -> Result<Option<f64>, crate::aws::AwsError> {
+    use crate::aws::ResultExt;
+    let now = std::time::SystemTime::now();
+    let out = aws
+        .cloudwatch()
+        .get_metric_statistics()
+        .namespace(crate::template::METRICS_NAMESPACE)
+        .metric_name("Heartbeat")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Stack")
+                .value(stack)
+                .build(),
+        )
+        .start_time((now - std::time::Duration::from_secs(900)).into())
+        .end_time(now.into())
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .aws(format!("reading the processor heartbeat of {stack}"))?;
+    let now_s = aws_smithy_types::DateTime::from(now).secs();
+    Ok(out
+        .datapoints()
+        .iter()
+        .filter_map(|d| d.timestamp().map(|t| t.secs()))
+        .max()
+        .map(|newest| (now_s - newest).max(0) as f64))
 }

@@ -27,6 +27,8 @@ pub const SHARD_END: &str = "SHARD_END";
 const OWNER: &str = "owner";
 const COUNTER: &str = "counter";
 const PARENTS: &str = "parents";
+/// When the checkpoint was last written (Unix milliseconds), for `status`.
+const CHECKPOINTED_AT: &str = "checkpointed_at";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -37,6 +39,8 @@ pub struct Lease {
     pub checkpoint: Option<String>,
     /// Parent shards (after a reshard): read to their end first.
     pub parents: Vec<String>,
+    /// When the checkpoint was last written (Unix milliseconds).
+    pub checkpointed_at: Option<i64>,
 }
 
 impl Lease {
@@ -78,6 +82,10 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
             .unwrap_or_default(),
+        checkpointed_at: item
+            .get(CHECKPOINTED_AT)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()),
     })
 }
 
@@ -225,12 +233,22 @@ impl LeaseTable {
             .update_item()
             .table_name(&self.table)
             .key(LEASES_PK, s(shard_id))
-            .update_expression("SET #checkpoint = :seq")
+            .update_expression("SET #checkpoint = :seq, #at = :now")
             .condition_expression("#owner = :me")
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_names("#checkpoint", LEASE_CHECKPOINT)
+            .expression_attribute_names("#at", CHECKPOINTED_AT)
             .expression_attribute_values(":me", s(&self.worker))
             .expression_attribute_values(":seq", s(sequence))
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis())
+                        .to_string(),
+                ),
+            )
             .send()
             .await;
         Ok(conditional(result, 0, format!("checkpointing shard {shard_id}"))?.is_some())

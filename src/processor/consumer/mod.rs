@@ -327,6 +327,7 @@ mod tests {
             counter: 1,
             checkpoint: None,
             parents: vec![],
+            checkpointed_at: None,
         }
     }
 

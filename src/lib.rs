@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod cost;
 pub mod deploy;
 pub mod processor;
 pub mod spec;

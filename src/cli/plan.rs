@@ -16,6 +16,12 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes and 4 when there are (like terraform's -detailed-exitcode).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Records a second the cost estimate assumes.
+    #[arg(long, default_value_t = 100.0, value_name = "N")]
+    pub records_per_s: f64,
+    /// Average record size in KB the cost estimate assumes.
+    #[arg(long, default_value_t = 3.0, value_name = "KB")]
+    pub record_kb: f64,
 }
 
 pub fn run(args: &PlanArgs, cli: &Cli) -> Exit {
@@ -27,7 +33,14 @@ pub fn run(args: &PlanArgs, cli: &Cli) -> Exit {
         let d = deployment(&resolved);
         match plan(&aws.cloudformation(), &d.stack, &d.body, &d.tags).await {
             Ok((kind, changes)) => {
-                print_plan(&d.stack, kind, &changes, cli.output);
+                let workload = crate::cost::Workload {
+                    records_per_s: args.records_per_s,
+                    record_kb: args.record_kb,
+                    ..Default::default()
+                };
+                let cost =
+                    crate::cost::estimate(&resolved, workload, &crate::cost::Prices::us_east_1());
+                print_plan(&d.stack, kind, &changes, &cost, cli.output);
                 if args.detailed_exitcode && !changes.is_empty() {
                     Exit::Changes
                 } else {
@@ -101,11 +114,38 @@ async fn plan(
     Ok((kind, changes))
 }
 
-fn print_plan(stack: &str, kind: Kind, changes: &[Change], output: Output) {
+fn print_cost(cost: &crate::cost::Estimate) {
+    println!(
+        "\ncost estimate ({} list prices of {}; {} records/s of {} KB; `--records-per-s`, `--record-kb`):",
+        cost.region, cost.prices_as_of, cost.workload.records_per_s, cost.workload.record_kb
+    );
+    for l in &cost.lines {
+        println!(
+            "  {:<11} {:<58} {:>10.2} USD/month",
+            l.service, l.item, l.monthly_usd
+        );
+    }
+    println!("  {:<70} {:>10.2} USD/month", "total", cost.monthly_usd);
+    println!(
+        "  {:<70} {:>10.4} USD/hour",
+        "idle (no data flowing)", cost.idle_hourly_usd
+    );
+    for u in &cost.unpriced {
+        println!("  not priced: {u}");
+    }
+}
+
+fn print_plan(
+    stack: &str,
+    kind: Kind,
+    changes: &[Change],
+    cost: &crate::cost::Estimate,
+    output: Output,
+) {
     match output {
         Output::Json => println!(
             "{}",
-            json!({ "stack": stack, "kind": kind, "changes": changes, "summary": changeset::summary(changes) })
+            json!({ "stack": stack, "kind": kind, "changes": changes, "summary": changeset::summary(changes), "cost": cost })
         ),
         Output::Text if changes.is_empty() => println!("{stack}: no changes"),
         Output::Text => {
@@ -146,5 +186,8 @@ fn print_plan(stack: &str, kind: Kind, changes: &[Change], output: Output) {
             }
             println!("{}", changeset::summary(changes));
         }
+    }
+    if output == Output::Text {
+        print_cost(cost);
     }
 }

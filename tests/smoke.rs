@@ -65,6 +65,129 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
         up_out.contains("ok   stored in DynamoDB") && up_out.contains("smoke: passed"),
         "{up_out}"
     );
+    // The alarms watch the right metrics of the right resources, as deployed.
+    let alarms = aws
+        .cloudwatch()
+        .describe_alarms()
+        .alarm_name_prefix(format!("{stack}-"))
+        .send()
+        .await
+        .unwrap();
+    let expected = [
+        (
+            "iterator-age",
+            "AWS/Kinesis",
+            "GetRecords.IteratorAgeMilliseconds",
+            "StreamName",
+            format!("{stack}-stream"),
+        ),
+        (
+            "stream-write-throttles",
+            "AWS/Kinesis",
+            "WriteProvisionedThroughputExceeded",
+            "StreamName",
+            format!("{stack}-stream"),
+        ),
+        (
+            "stream-read-throttles",
+            "AWS/Kinesis",
+            "ReadProvisionedThroughputExceeded",
+            "StreamName",
+            format!("{stack}-stream"),
+        ),
+        (
+            "archive-freshness",
+            "AWS/Firehose",
+            "DeliveryToS3.DataFreshness",
+            "DeliveryStreamName",
+            format!("{stack}-archive"),
+        ),
+        (
+            "archive-delivery",
+            "AWS/Firehose",
+            "DeliveryToS3.Success",
+            "DeliveryStreamName",
+            format!("{stack}-archive"),
+        ),
+        (
+            "table-throttles",
+            "AWS/DynamoDB",
+            "WriteThrottleEvents",
+            "TableName",
+            format!("{stack}-tweets"),
+        ),
+        (
+            "dead-letters",
+            "Streamstack",
+            "DeadLetters",
+            "Stack",
+            stack.clone(),
+        ),
+        (
+            "processor-lag",
+            "Streamstack",
+            "MillisBehindLatest",
+            "Stack",
+            stack.clone(),
+        ),
+        (
+            "processor-heartbeat",
+            "Streamstack",
+            "Heartbeat",
+            "Stack",
+            stack.clone(),
+        ),
+    ];
+    assert_eq!(alarms.metric_alarms().len(), expected.len());
+    for (name, namespace, metric, dimension, value) in &expected {
+        let alarm = alarms
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(&format!("{stack}-{name}")))
+            .unwrap_or_else(|| panic!("no alarm {name}"));
+        assert_eq!(
+            (alarm.namespace(), alarm.metric_name()),
+            (Some(*namespace), Some(*metric)),
+            "{name}"
+        );
+        let dims: Vec<(&str, &str)> = alarm
+            .dimensions()
+            .iter()
+            .map(|d| (d.name().unwrap(), d.value().unwrap()))
+            .collect();
+        assert_eq!(dims, [(*dimension, value.as_str())], "{name}");
+    }
+    let heartbeat = alarms
+        .metric_alarms()
+        .iter()
+        .find(|a| a.metric_name() == Some("Heartbeat"))
+        .unwrap();
+    assert_eq!(
+        heartbeat.treat_missing_data(),
+        Some("breaching"),
+        "silence must alarm"
+    );
+    // The dashboard shows the processor's metrics of this stack.
+    let dashboard = aws
+        .cloudwatch()
+        .get_dashboard()
+        .dashboard_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let body = dashboard.dashboard_body().unwrap();
+    for metric in [
+        "RecordsIn",
+        "ItemsWritten",
+        "DeadLetters",
+        "MillisBehindLatest",
+        "GetRecords.IteratorAgeMilliseconds",
+        "DeliveryToS3.DataFreshness",
+    ] {
+        assert!(body.contains(metric), "dashboard lacks {metric}: {body}");
+    }
+    assert!(body.contains(&stack));
+
     // status: every shard held by the running processor, read to the tip.
     let status = streamstack()
         .args(["--output", "json", "status", &file, "-e", "local"])

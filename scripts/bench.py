@@ -12,6 +12,8 @@ Sections:
               BatchWriteItem calls per 1,000 items against the minimum,
               replay -> DynamoDB records/s beside the emulator's raw
               PutRecords rate, the consumer's peak RSS, the SIGTERM handover
+  memory      the consumer's peak RSS at a steady rate
+  scale       tweets/s and drain time with 1, 2, 4, 8 shards and 1, 2 consumers
   lifecycle   `up` on an unchanged stack vs `aws cloudformation deploy` of
               the same template on the same emulator
   offline     validate / synth whole-process times
@@ -169,6 +171,67 @@ def bench_pipeline(tmp: Path) -> None:
     run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def drain(stack: str, workers: int) -> tuple[float, int, int]:
+    """Starts `workers` consumers on a stream holding unread tweets and waits
+    until they stop, idle. Returns the seconds spent reading (their run
+    minus the 2 s of idleness they wait out before stopping), the records
+    read and the tweets stored."""
+    procs = [subprocess.Popen(
+        [BIN, "--output", "json", "consume", stack, "-e", "local", "--exit-when-idle", "2", "--lease-seconds", "2",
+         "--lease-interval-ms", "300", "--idle-poll-ms", "200", "--no-metrics"],
+        env=AWS_ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(workers)]
+    start = time.perf_counter()
+    records = stored = 0
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"consume failed: {err.decode()[-2000:]}")
+        m = json.loads(out.decode().splitlines()[-1])["metrics"]
+        records += m["records_in"]
+        stored += m["tweets_stored"]
+    return max(time.perf_counter() - start - 2.0, 0.001), records, stored
+
+
+def bench_scale(tmp: Path) -> None:
+    n = 6000
+    for shards in (1, 2, 4, 8):
+        stack = stack_copy(tmp, f"benchscale{shards}", shards)
+        run([BIN, "up", stack, "-e", "local", "--no-processor"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for workers in (1, 2):
+            first = 3_000_000_000_000_000_000 + shards * 100_000_000 + workers * 1_000_000
+            run([BIN, "produce", stack, "-e", "local", "--synthetic", "--count", str(n), "--first-id", str(first)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            say(f"scale: {shards} shard(s), {workers} consumer(s)")
+            seconds, records, stored = drain(stack, workers)
+            # The emulator reports no MillisBehindLatest: the time to drain a standing backlog is the lag measure.
+            row("scale", f"{shards} shard(s), {workers} consumer process(es): a backlog of {n:,} tweets",
+                f"{records / seconds:,.0f} records/s, drained in {seconds:.1f} s ({stored:,} stored)")
+        run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_steady_memory(tmp: Path) -> None:
+    """Peak RSS of a consumer keeping up with a steady rate (the emulator's
+    DynamoDB, about 5,600 items/s, caps what it can sustain below 5,000 tweets/s)."""
+    rate, seconds = 1000, 20
+    stack = stack_copy(tmp, "benchsteady", 2)
+    run([BIN, "up", stack, "-e", "local", "--no-processor"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    consumer = subprocess.Popen([BIN, "consume", stack, "-e", "local", "--no-metrics", "--lease-interval-ms", "300"],
+                                env=AWS_ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    producer = subprocess.Popen([BIN, "produce", stack, "-e", "local", "--synthetic", "--count", str(rate * seconds),
+                                 "--rate", str(rate), "--first-id", "4000000000000000000"],
+                                env=AWS_ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while producer.poll() is None:
+        peak = max(peak, peak_rss_kb(consumer.pid))
+        time.sleep(0.1)
+    time.sleep(3)
+    peak = max(peak, peak_rss_kb(consumer.pid))
+    consumer.terminate()
+    consumer.wait()
+    row("memory", f"consumer peak RSS at a steady {rate:,} records/s for {seconds} s", f"{peak / 1024:.0f} MB")
+    run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def bench_lifecycle(tmp: Path) -> None:
     aws = shutil.which("aws") or str(REPO / ".venv/emulator/bin/aws")
     if not Path(aws).exists():
@@ -202,18 +265,22 @@ def bench_offline() -> None:
 
 
 def main() -> None:
-    sections = sys.argv[1:] or ["transform", "pipeline", "lifecycle", "offline"]
+    sections = sys.argv[1:] or ["transform", "pipeline", "memory", "scale", "lifecycle", "offline"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     print(f"streamstack bench: {platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, commit {commit}, {Path(BIN).name} build")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if "transform" in sections:
             bench_transform(tmp)
-        if {"pipeline", "lifecycle"} & set(sections):
+        if {"pipeline", "memory", "scale", "lifecycle"} & set(sections):
             emulator("start")
             try:
                 if "pipeline" in sections:
                     bench_pipeline(tmp)
+                if "memory" in sections:
+                    bench_steady_memory(tmp)
+                if "scale" in sections:
+                    bench_scale(tmp)
                 if "lifecycle" in sections:
                     bench_lifecycle(tmp)
             finally:

@@ -382,3 +382,76 @@ fn the_emulator_target_refuses_to_run_without_an_endpoint() {
         "targets the emulator, but no endpoint is set",
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_creation_names_its_root_cause_and_the_next_up_recovers() {
+    let copy = stack_copy("tweets.yaml", |t| t);
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    let aws = aws().await;
+    // A table of the same name already exists: CloudFormation cannot create the stack's.
+    let table = format!("{stack}-tweets");
+    aws.dynamodb()
+        .create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let failed = streamstack()
+        .args(["up", &file, "-e", "local", "--no-smoke", "--no-processor"])
+        .assert()
+        .code(2);
+    let err = stderr(&failed);
+    assert!(
+        err.contains(&format!(
+            "creation of stack {stack} failed (ROLLBACK_COMPLETE)"
+        )) && err.contains("TweetsTable (AWS::DynamoDB::Table):"),
+        "the root cause is the table, not the cascade: {err}"
+    );
+    assert!(!err.contains("Resource creation cancelled"), "{err}");
+    // status says so, and is red.
+    let status = streamstack()
+        .args(["--output", "json", "status", &file, "-e", "local"])
+        .assert()
+        .code(2);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(v["status"], "ROLLBACK_COMPLETE");
+
+    // The conflict gone, `up` explains the state, deletes the stack and creates it anew.
+    aws.dynamodb()
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let recovered = streamstack()
+        .args(["up", &file, "-e", "local", "--no-smoke", "--no-processor"])
+        .assert()
+        .success();
+    let err = stderr(&recovered);
+    assert!(
+        err.contains("is in ROLLBACK_COMPLETE") && err.contains("deleting it to create it anew"),
+        "{err}"
+    );
+    assert!(stdout(&recovered).contains(&format!("{stack}: CREATE_COMPLETE")));
+    streamstack()
+        .args(["down", &file, "-e", "local", "--delete-data"])
+        .assert()
+        .success();
+}

@@ -267,3 +267,103 @@ pub async fn wait(
         tokio::time::sleep(poll).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::types::{ResourceStatus, StackEvent};
+
+    use super::root_cause;
+
+    fn event(
+        logical: &str,
+        kind: &str,
+        status: ResourceStatus,
+        reason: Option<&str>,
+    ) -> StackEvent {
+        StackEvent::builder()
+            .stack_id("arn:stack/s/1")
+            .stack_name("s")
+            .event_id(format!("{logical}-{}", status.as_str()))
+            .logical_resource_id(logical)
+            .resource_type(kind)
+            .resource_status(status)
+            .set_resource_status_reason(reason.map(str::to_string))
+            .timestamp(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+    }
+
+    const STACK: &str = "AWS::CloudFormation::Stack";
+
+    #[test]
+    fn the_first_failed_resource_is_the_cause_not_the_cancelled_ones_or_the_stack() {
+        // Oldest first, as a create that fails and rolls back records them.
+        let events = [
+            event(
+                "s",
+                STACK,
+                ResourceStatus::CreateInProgress,
+                Some("User Initiated"),
+            ),
+            event(
+                "Queue",
+                "AWS::SQS::Queue",
+                ResourceStatus::CreateComplete,
+                None,
+            ),
+            event(
+                "Stream",
+                "AWS::Kinesis::Stream",
+                ResourceStatus::CreateFailed,
+                Some("Resource creation cancelled"),
+            ),
+            event(
+                "Table",
+                "AWS::DynamoDB::Table",
+                ResourceStatus::CreateFailed,
+                Some("Table already exists: t"),
+            ),
+            event(
+                "s",
+                STACK,
+                ResourceStatus::RollbackInProgress,
+                Some("The following resource(s) failed to create: [Table, Stream]."),
+            ),
+            event("s", STACK, ResourceStatus::RollbackComplete, None),
+        ];
+        assert_eq!(
+            root_cause(&events, "s").as_deref(),
+            Some("Table (AWS::DynamoDB::Table): Table already exists: t")
+        );
+    }
+
+    #[test]
+    fn without_a_real_cause_the_cancelled_resource_then_the_stack_reason_is_given() {
+        let cancelled = [event(
+            "Stream",
+            "AWS::Kinesis::Stream",
+            ResourceStatus::CreateFailed,
+            Some("Resource creation cancelled"),
+        )];
+        assert_eq!(
+            root_cause(&cancelled, "s").as_deref(),
+            Some("Stream (AWS::Kinesis::Stream): Resource creation cancelled")
+        );
+        let stack_only = [event(
+            "s",
+            STACK,
+            ResourceStatus::UpdateRollbackFailed,
+            Some("rollback of [Table] failed"),
+        )];
+        assert_eq!(
+            root_cause(&stack_only, "s").as_deref(),
+            Some("rollback of [Table] failed")
+        );
+        let fine = [event(
+            "Queue",
+            "AWS::SQS::Queue",
+            ResourceStatus::CreateComplete,
+            None,
+        )];
+        assert_eq!(root_cause(&fine, "s"), None);
+    }
+}

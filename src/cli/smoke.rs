@@ -265,23 +265,14 @@ pub(super) async fn check(
         );
 
         // 3. No alarm fires.
-        let alarming = match aws
-            .cloudwatch()
-            .describe_alarms()
-            .alarm_name_prefix(format!("{}-", p.names.stack))
-            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-            .send()
-            .await
-        {
-            // Filtered again here: not every implementation honours StateValue.
-            Ok(out) => out
-                .metric_alarms()
-                .iter()
-                .filter(|a| a.state_value() == Some(&aws_sdk_cloudwatch::types::StateValue::Alarm))
-                .filter_map(|a| a.alarm_name().map(str::to_string))
-                .collect::<Vec<_>>(),
+        let alarming: Vec<String> = match super::status::alarm_states(aws, &p.names.stack).await {
+            Ok(alarms) => alarms
+                .into_iter()
+                .filter(|(_, state)| state == "ALARM")
+                .map(|(name, _)| name)
+                .collect(),
             Err(e) => {
-                eprintln!("error: {}", AwsError::new("reading the alarms", e));
+                eprintln!("error: {e}");
                 return Err(Exit::Failed);
             }
         };

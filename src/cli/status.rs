@@ -178,8 +178,8 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
     })
 }
 
-/// Every alarm of the stack and its state.
-async fn alarm_states(
+/// Every alarm of the stack and its state (`smoke` reads them too).
+pub(super) async fn alarm_states(
     aws: &crate::aws::Aws,
     stack: &str,
 ) -> Result<Vec<(String, String)>, crate::aws::AwsError> {
@@ -221,7 +221,6 @@ async fn shard_views(
     names: &crate::template::Names,
 ) -> Result<Vec<ShardView>, crate::aws::AwsError> {
     use crate::aws::ResultExt;
-    use aws_sdk_kinesis::types::ShardIteratorType;
     let table = crate::processor::consumer::lease::LeaseTable::new(
         aws.dynamodb(),
         &names.lease_table,
@@ -234,22 +233,14 @@ async fn shard_views(
     for lease in table.scan().await? {
         let mut millis_behind = None;
         if !lease.finished() {
-            let request = aws
-                .kinesis()
-                .get_shard_iterator()
-                .stream_name(&names.stream)
-                .shard_id(&lease.shard_id);
-            let request = match &lease.checkpoint {
-                Some(seq) => request
-                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                    .starting_sequence_number(seq),
-                None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            };
-            let iterator = request
-                .send()
-                .await
-                .aws(format!("reading the position of shard {}", lease.shard_id))?;
-            if let Some(it) = iterator.shard_iterator() {
+            let iterator = crate::processor::consumer::shard::iterator_after(
+                &aws.kinesis(),
+                &names.stream,
+                &lease.shard_id,
+                lease.checkpoint.as_deref(),
+            )
+            .await?;
+            if let Some(it) = iterator {
                 let page = aws
                     .kinesis()
                     .get_records()

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::ShardIteratorType;
+use crate::processor::consumer::shard::iterator_after;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde::Serialize;
 
@@ -210,22 +210,8 @@ async fn stream_data(
             Some(table) => checkpoint(aws, table, shard_id).await?,
             None => None,
         };
-        let mut call = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard_id);
-        call = match &checkpoint {
-            Some(seq) => call
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq),
-            None => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
-        };
-        let mut iterator = call
-            .send()
-            .await
-            .aws(format!("reading shard {shard_id} of stream {stream}"))?
-            .shard_iterator()
-            .map(str::to_string);
+        let mut iterator =
+            iterator_after(&kinesis, stream, shard_id, checkpoint.as_deref()).await?;
         // A shard can answer empty pages before its first record; a few pages settle it.
         for _ in 0..5 {
             let Some(it) = iterator.take() else { break };

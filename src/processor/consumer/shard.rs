@@ -48,15 +48,17 @@ pub enum ReaderEnd {
     Lost,
 }
 
-async fn iterator(
-    ctx: &ReaderContext,
+/// An iterator just after `after` (a checkpoint), or at the shard's start
+/// when there is none. Also what `status` and `down` use to see what is unread.
+pub async fn iterator_after(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
     shard: &str,
     after: Option<&str>,
 ) -> Result<Option<String>, AwsError> {
-    let request = ctx
-        .kinesis
+    let request = kinesis
         .get_shard_iterator()
-        .stream_name(&ctx.stream)
+        .stream_name(stream)
         .shard_id(shard);
     let request = match after {
         Some(seq) => request
@@ -64,10 +66,10 @@ async fn iterator(
             .starting_sequence_number(seq),
         None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
     };
-    let out = request.send().await.aws(format!(
-        "getting an iterator for shard {shard} of {}",
-        ctx.stream
-    ))?;
+    let out = request
+        .send()
+        .await
+        .aws(format!("getting an iterator for shard {shard} of {stream}"))?;
     Ok(out.shard_iterator().map(str::to_string))
 }
 
@@ -75,6 +77,17 @@ fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Delays between retries of a failed read or store: jittered, 250 ms
+/// doubling to 10 s, never giving up (nothing is skipped; cancellation ends it).
+fn retry_delays() -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// Waits `delay`, or less when cancelled; true when cancelled.
@@ -94,23 +107,19 @@ pub async fn read(
     cancel: CancellationToken,
 ) -> Result<ReaderEnd, AwsError> {
     let mut last = checkpoint;
-    let mut errors = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(250))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut errors = retry_delays();
     'iterators: loop {
-        let mut next = match iterator(&ctx, &shard, last.as_deref()).await {
-            Ok(it) => it,
-            Err(e) => {
-                eprintln!("consume: {e}; retrying");
-                if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), &cancel).await {
-                    return Ok(ReaderEnd::Stopped);
+        let mut next =
+            match iterator_after(&ctx.kinesis, &ctx.stream, &shard, last.as_deref()).await {
+                Ok(it) => it,
+                Err(e) => {
+                    eprintln!("consume: {e}; retrying");
+                    if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), &cancel).await {
+                        return Ok(ReaderEnd::Stopped);
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
+            };
         loop {
             if cancel.is_cancelled() {
                 return Ok(ReaderEnd::Stopped);
@@ -184,12 +193,7 @@ pub async fn read(
                     .fetch_add(plan.user_records as u64, Relaxed);
                 // Nothing is checkpointed before the sink has it all; a failed
                 // store is retried as a whole (its writes are idempotent).
-                let mut store_errors = backon::ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(250))
-                    .with_max_delay(Duration::from_secs(10))
-                    .with_jitter()
-                    .without_max_times()
-                    .build();
+                let mut store_errors = retry_delays();
                 while let Err(e) = ctx.sink.store(&plan).await {
                     ctx.metrics.store_retries.fetch_add(1, Relaxed);
                     eprintln!("consume: storing a batch of shard {shard} failed: {e}; retrying");
@@ -211,12 +215,7 @@ pub async fn read(
                     return Ok(ReaderEnd::Stopped);
                 }
             }
-            errors = backon::ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(250))
-                .with_max_delay(Duration::from_secs(10))
-                .with_jitter()
-                .without_max_times()
-                .build();
+            errors = retry_delays();
             let caught_up = records.is_empty() || out.millis_behind_latest() == Some(0);
             let wait = if caught_up && next.is_some() {
                 ctx.idle_poll

@@ -195,6 +195,39 @@ fn role(t: &mut Template<'_>) {
             &["cloudformation:DescribeStacks"],
             vec![r("AWS::StackId")],
         ),
+        // Systems Manager (Run Command for `up`'s rollouts, Session Manager
+        // instead of SSH), granted inline instead of through the managed
+        // AmazonSSMManagedInstanceCore, which also allows ssm:GetParameter(s)
+        // on every parameter of the account: the host would read any secret.
+        // The agent registers itself; ec2messages and ssmmessages have no
+        // resource-level permissions.
+        iam::allow(
+            "RegisterWithSystemsManager",
+            &["ssm:UpdateInstanceInformation"],
+            vec![json!("*")],
+        ),
+        iam::allow(
+            "ReceiveRunCommands",
+            &[
+                "ec2messages:AcknowledgeMessage",
+                "ec2messages:DeleteMessage",
+                "ec2messages:FailMessage",
+                "ec2messages:GetEndpoint",
+                "ec2messages:GetMessages",
+                "ec2messages:SendReply",
+            ],
+            vec![json!("*")],
+        ),
+        iam::allow(
+            "OpenSessionChannels",
+            &[
+                "ssmmessages:CreateControlChannel",
+                "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel",
+                "ssmmessages:OpenDataChannel",
+            ],
+            vec![json!("*")],
+        ),
         // PutMetricData has no resource-level permissions; the condition pins it to the processor's namespace.
         json!({
             "Sid": "PublishProcessorMetrics",
@@ -240,8 +273,6 @@ fn role(t: &mut Template<'_>) {
             "Properties": {
                 "Description": format!("streamstack {} processor host", t.names.stack),
                 "AssumeRolePolicyDocument": iam::service_trust("ec2.amazonaws.com"),
-                // Session Manager access instead of SSH.
-                "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")],
                 "Policies": [{ "PolicyName": "processor", "PolicyDocument": iam::document(statements) }],
                 "Tags": tags,
             }

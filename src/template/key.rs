@@ -11,6 +11,9 @@ pub fn add(t: &mut Template<'_>) {
     if !t.has_stack_key() {
         return;
     }
+    // The default key policy: it only lets IAM policies in this account
+    // grant use of the key (the roles name their actions on its ARN); the
+    // account keeps PutKeyPolicy, so the key can never become unmanageable.
     let mut statements = vec![json!({
         "Sid": "AccountAdministersKeyThroughIam",
         "Effect": "Allow",
@@ -23,7 +26,13 @@ pub fn add(t: &mut Template<'_>) {
         "Sid": "CloudWatchLogsEncryptsTheArchiveLog",
         "Effect": "Allow",
         "Principal": { "Service": sub("logs.${AWS::Region}.amazonaws.com") },
-        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        // The actions AWS's example grants as `kms:Encrypt*`, `kms:Decrypt*`,
+        // `kms:ReEncrypt*`, `kms:GenerateDataKey*` and `kms:Describe*`, named.
+        "Action": [
+            "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+            "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:GenerateDataKeyPair", "kms:GenerateDataKeyPairWithoutPlaintext", "kms:DescribeKey",
+        ],
         "Resource": "*",
         "Condition": { "ArnEquals": { "kms:EncryptionContext:aws:logs:arn":
             sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}", t.names.firehose_log_group)) } },
@@ -35,7 +44,7 @@ pub fn add(t: &mut Template<'_>) {
             "Sid": "CloudWatchAlarmsPublishToTheTopic",
             "Effect": "Allow",
             "Principal": { "Service": "cloudwatch.amazonaws.com" },
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": "*",
             "Condition": { "StringEquals": { "aws:SourceAccount": { "Ref": "AWS::AccountId" } } },
         }));

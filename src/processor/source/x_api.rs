@@ -766,7 +766,8 @@ impl XApiClient {
             .map_err(|e| transport(error_chain(&e)))?;
         serde_json::from_slice(&body).map_err(|e| XApiError::Response {
             during,
-            reason: e.to_string(),
+            // serde quotes the values it could not read: they may echo the token.
+            reason: self.token.scrub(&e.to_string()),
         })
     }
 
@@ -808,7 +809,7 @@ impl XApiClient {
                 .call_json(DURING, self.request(Method::POST, RULES_PATH, Some(json))?)
                 .await?;
             if !response.errors.is_empty() || response.meta.summary.not_deleted > 0 {
-                return Err(rules_rejected(&response, "not deleted"));
+                return Err(rules_rejected(&response, "not deleted", &self.token));
             }
         }
         let mut added = Vec::new();
@@ -819,7 +820,7 @@ impl XApiClient {
                 .call_json(DURING, self.request(Method::POST, RULES_PATH, Some(json))?)
                 .await?;
             if !response.errors.is_empty() || response.meta.summary.not_created > 0 {
-                return Err(rules_rejected(&response, "not created"));
+                return Err(rules_rejected(&response, "not created", &self.token));
             }
             added = response.data;
         }
@@ -919,8 +920,12 @@ impl XApiClient {
     }
 }
 
-fn rules_rejected(response: &RulesResponse, what: &str) -> XApiError {
-    let mut reasons: Vec<String> = response.errors.iter().map(ProblemItem::describe).collect();
+fn rules_rejected(response: &RulesResponse, what: &str, token: &BearerToken) -> XApiError {
+    let mut reasons: Vec<String> = response
+        .errors
+        .iter()
+        .map(|e| token.scrub(&e.describe()))
+        .collect();
     if reasons.is_empty() {
         reasons.push(format!("some rules {what}, no reason given"));
     }

@@ -12,13 +12,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use streamstack::processor::Record;
 use streamstack::processor::source::x_api::{
-    BearerToken, Reconnects, STREAM_PATH, STREAM_QUERY, Sleep, Sleeper, StreamOptions, StreamRule,
-    StreamStats, TokenProblem, XApiClient, XApiError, resolve_token, run,
+    BearerToken, MAX_LINE, Reconnects, STREAM_PATH, STREAM_QUERY, Sleep, Sleeper, StreamOptions,
+    StreamRule, StreamStats, TokenProblem, XApiClient, XApiError, resolve_token, run,
 };
 use streamstack::spec::model::{TaggedRule, XApiSource, XRule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,6 +69,9 @@ enum Reply {
     Json(u16, Value),
     AwsJson(u16, Value),
     Stream(Vec<Step>),
+    /// Bytes written as they are, status line and headers included: for
+    /// responses no well-behaved server would send.
+    Raw(Vec<Step>),
     /// Close the connection without answering.
     Refuse,
 }
@@ -146,28 +149,43 @@ async fn serve(mut socket: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<
             if socket.write_all(head.as_bytes()).await.is_err() {
                 return;
             }
-            for step in steps {
-                match step {
-                    Step::Chunk(bytes) => {
-                        let mut frame = format!("{:x}\r\n", bytes.len()).into_bytes();
-                        frame.extend_from_slice(&bytes);
-                        frame.extend_from_slice(b"\r\n");
-                        if socket.write_all(&frame).await.is_err() {
-                            return;
-                        }
-                    }
-                    Step::Pause(d) => tokio::time::sleep(d).await,
-                    Step::End => {
-                        let _ = socket.write_all(b"0\r\n\r\n").await;
-                        return;
-                    }
-                    Step::Abort => return,
-                    Step::Hold => {
-                        let mut sink = [0u8; 1024];
-                        while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
-                        return;
-                    }
+            write_steps(&mut socket, steps, true).await;
+        }
+        Reply::Raw(steps) => write_steps(&mut socket, steps, false).await,
+    }
+}
+
+/// `chunked`: each `Chunk` is framed as an HTTP/1.1 chunk, and `End` is the
+/// terminating chunk; otherwise bytes go out as they are and `End` closes.
+async fn write_steps(socket: &mut TcpStream, steps: Vec<Step>, chunked: bool) {
+    for step in steps {
+        match step {
+            Step::Chunk(bytes) => {
+                let mut frame = Vec::with_capacity(bytes.len() + 16);
+                if chunked {
+                    frame.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
                 }
+                frame.extend_from_slice(&bytes);
+                if chunked {
+                    frame.extend_from_slice(b"\r\n");
+                }
+                if socket.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            Step::Pause(d) => tokio::time::sleep(d).await,
+            Step::End => {
+                if chunked {
+                    let _ = socket.write_all(b"0\r\n\r\n").await;
+                }
+                let _ = socket.shutdown().await;
+                return;
+            }
+            Step::Abort => return,
+            Step::Hold => {
+                let mut sink = [0u8; 1024];
+                while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
             }
         }
     }
@@ -350,7 +368,29 @@ fn options(sleeper: &Arc<RecordingSleeper>, stall_timeout: Duration) -> StreamOp
     StreamOptions {
         stall_timeout,
         sleeper: sleeper.clone(),
+        // Shown with a failing test's output.
+        log: Arc::new(|line: &str| println!("log: {line}")),
+        ..StreamOptions::default()
     }
+}
+
+/// Keeps what the stream logs.
+fn logging(options: &mut StreamOptions) -> Arc<Mutex<Vec<String>>> {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let keep = logs.clone();
+    options.log = Arc::new(move |line: &str| {
+        println!("log: {line}");
+        keep.lock().unwrap().push(line.to_string());
+    });
+    logs
+}
+
+fn lines_with(logs: &Mutex<Vec<String>>, part: &str) -> usize {
+    logs.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(part))
+        .count()
 }
 
 fn client(server: &Server) -> XApiClient {
@@ -484,7 +524,13 @@ async fn delivers_every_tweet_once_in_order_across_reconnects() {
             connections: 3,
             messages: 218,
             system_messages: 1,
+            malformed: 0,
             heartbeats: 2,
+            // The half of line 50 that the first connection broke off.
+            partial_lines: 1,
+            oversize_lines: 0,
+            dropped_bytes: half.len() as u64,
+            max_buffered: stats.max_buffered,
             reconnects: Reconnects {
                 dropped: 2,
                 stalled: 0,
@@ -494,6 +540,9 @@ async fn delivers_every_tweet_once_in_order_across_reconnects() {
             },
         }
     );
+
+    let longest = lines.iter().map(|l| l.len()).max().unwrap() as u64;
+    assert!(stats.max_buffered <= longest + 1, "{}", stats.max_buffered);
 
     let requests = server.stream_requests();
     assert_eq!(requests.len(), 9);
@@ -768,14 +817,6 @@ fn rules_service(initial: Vec<StreamRule>) -> impl Fn(&Req) -> Reply + Send + Sy
     }
 }
 
-fn rule(id: &str, value: &str, tag: Option<&str>) -> StreamRule {
-    StreamRule {
-        id: id.into(),
-        value: value.into(),
-        tag: tag.map(Into::into),
-    }
-}
-
 fn tagged(value: &str, tag: &str) -> XRule {
     XRule::Tagged(TaggedRule {
         value: value.into(),
@@ -786,10 +827,10 @@ fn tagged(value: &str, tag: &str) -> XRule {
 #[tokio::test]
 async fn rules_sync_deletes_stale_then_adds_missing_and_is_idempotent() {
     let server = Server::start(rules_service(vec![
-        rule("100", "#rustlang", Some("rust")),
-        rule("101", "stale rule", None),
+        StreamRule::new("100", "#rustlang", Some("rust")),
+        StreamRule::new("101", "stale rule", None),
         // On the second page: found only by following next_token.
-        rule("102", "#tokio", Some("old-tag")),
+        StreamRule::new("102", "#tokio", Some("old-tag")),
     ]))
     .await;
     let client = client(&server);
@@ -803,15 +844,15 @@ async fn rules_sync_deletes_stale_then_adds_missing_and_is_idempotent() {
     assert_eq!(
         sync.deleted,
         [
-            rule("101", "stale rule", None),
-            rule("102", "#tokio", Some("old-tag"))
+            StreamRule::new("101", "stale rule", None),
+            StreamRule::new("102", "#tokio", Some("old-tag"))
         ]
     );
     assert_eq!(
         sync.added,
         [
-            rule("201", "#serde lang:en", None),
-            rule("202", "#tokio", Some("tokio"))
+            StreamRule::new("201", "#serde lang:en", None),
+            StreamRule::new("202", "#tokio", Some("tokio"))
         ]
     );
     assert_eq!(sync.kept, 1);
@@ -944,7 +985,7 @@ async fn run_reads_the_token_from_ssm_syncs_rules_and_streams() {
     let expected: Vec<&str> = all[..5].iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(keys, expected);
     let rules = report.rules.unwrap();
-    assert_eq!(rules.added, [rule("201", "#rustlang", None)]);
+    assert_eq!(rules.added, [StreamRule::new("201", "#rustlang", None)]);
     assert!(rules.deleted.is_empty());
     assert_eq!(report.stats.messages, 5);
     assert_eq!(report.stats.connections, 1);
@@ -1101,4 +1142,503 @@ async fn the_token_never_appears_in_errors_or_debug_output() {
         assert!(!text.contains("7f3a9c"), "part of the token leaked: {text}");
     }
     assert!(texts[7].contains("***"), "{}", texts[7]);
+}
+
+// ---------------------------------------------------------------------------
+// Broken streams
+// ---------------------------------------------------------------------------
+
+/// Streams from `server` until `count` records have come (then cancels).
+async fn stream_until(
+    server: &Server,
+    options: &StreamOptions,
+    count: usize,
+) -> (StreamStats, Vec<Record>) {
+    let client = client(server);
+    let cancel = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(4);
+    let (stats, got) = within(async {
+        tokio::join!(
+            client.stream(&tx, &cancel, options),
+            collect(rx, count, cancel.clone()),
+        )
+    })
+    .await;
+    (stats.unwrap(), got)
+}
+
+fn datas(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.data).into_owned())
+        .collect()
+}
+
+fn texts(lines: &[&[u8]]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect()
+}
+
+/// A response written byte for byte: `head` (status line and headers, no
+/// blank line), then the body steps as they are.
+fn raw(head: &str, body: Vec<Step>) -> Reply {
+    let mut steps = vec![Step::Chunk(format!("{head}\r\n\r\n").into_bytes())];
+    steps.extend(body);
+    Reply::Raw(steps)
+}
+
+fn raw_200(content_type: &str, body: &str) -> Reply {
+    raw(
+        &format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+             connection: close",
+            body.len()
+        ),
+        vec![Step::Chunk(body.as_bytes().to_vec()), Step::End],
+    )
+}
+
+fn line_then_hold(line: &[u8]) -> Reply {
+    Reply::Stream(vec![Step::Chunk([line, b"\r\n"].concat()), Step::Hold])
+}
+
+fn crlf(line: &[u8]) -> Vec<u8> {
+    [line, b"\r\n"].concat()
+}
+
+#[tokio::test]
+async fn a_line_cut_by_the_end_of_its_connection_is_dropped_logged_and_the_client_reconnects() {
+    let all = messages();
+    let line = |i: usize| all[i].1.as_slice();
+    let cut1 = &line(1)[..line(1).len() / 2];
+    let cut3 = &line(3)[..100];
+    let server = Server::start(scripted(vec![
+        // Broken off mid-line.
+        Reply::Stream(vec![
+            Step::Chunk(crlf(line(0))),
+            Step::Chunk(cut1.to_vec()),
+            Step::Abort,
+        ]),
+        // A clean end between a message and its \r\n: the message is whole.
+        Reply::Stream(vec![
+            Step::Chunk(crlf(line(1))),
+            Step::Chunk(line(2).to_vec()),
+            Step::End,
+        ]),
+        // A clean end mid-line, with no message before it.
+        Reply::Stream(vec![Step::Chunk(cut3.to_vec()), Step::End]),
+        line_then_hold(line(3)),
+    ]))
+    .await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let mut options = options(&sleeper, S(10));
+    let logs = logging(&mut options);
+    let (stats, got) = stream_until(&server, &options, 4).await;
+
+    assert_eq!(datas(&got), texts(&[line(0), line(1), line(2), line(3)]));
+    assert_eq!(stats.messages, 4);
+    assert_eq!(stats.malformed, 0, "no partial line was sent");
+    assert_eq!(stats.partial_lines, 2);
+    assert_eq!(stats.dropped_bytes, (cut1.len() + cut3.len()) as u64);
+    assert_eq!(stats.connections, 4);
+    assert_eq!(stats.reconnects.dropped, 3);
+    // Each connection that delivered reconnects at once; the one that only
+    // brought half a line does not reset the schedule.
+    assert_eq!(sleeper.delays(), [Duration::ZERO, Duration::ZERO, MS(250)]);
+    let partial = |n: usize, how: &str| {
+        lines_with(
+            &logs,
+            &format!("dropped a partial line of {n} bytes (not sent), cut off when {how}"),
+        )
+    };
+    assert_eq!(partial(cut1.len(), "the stream broke"), 1, "{logs:?}");
+    assert_eq!(partial(cut3.len(), "the stream ended"), 1, "{logs:?}");
+    assert_eq!(lines_with(&logs, "; reconnecting in "), 3, "{logs:?}");
+}
+
+#[tokio::test]
+async fn broken_chunked_encoding_drops_the_connection_not_the_data_before_it() {
+    let all = messages();
+    let line = |i: usize| all[i].1.as_slice();
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked";
+    let chunk =
+        |bytes: &[u8]| [format!("{:x}\r\n", bytes.len()).as_bytes(), bytes, b"\r\n"].concat();
+    let server = Server::start(scripted(vec![
+        // A chunk size that is not hex, after a whole line and half of one.
+        raw(
+            head,
+            vec![
+                Step::Chunk(chunk(&crlf(line(0)))),
+                Step::Chunk(chunk(&line(1)[..40])),
+                Step::Chunk(b"zz\r\nnot a chunk\r\n".to_vec()),
+                Step::Hold,
+            ],
+        ),
+        // A chunk that promises 4 KiB and is closed after 10 bytes.
+        raw(
+            head,
+            vec![
+                Step::Chunk(chunk(&crlf(line(1)))),
+                Step::Chunk(b"1000\r\n{\"data\":{".to_vec()),
+                Step::Abort,
+            ],
+        ),
+        // A chunk without its trailing \r\n.
+        raw(
+            head,
+            vec![
+                Step::Chunk(chunk(&crlf(line(2)))),
+                Step::Chunk(b"5\r\n{\"a\":XYZ".to_vec()),
+                Step::Hold,
+            ],
+        ),
+        line_then_hold(line(3)),
+    ]))
+    .await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let mut options = options(&sleeper, S(10));
+    let logs = logging(&mut options);
+    let (stats, got) = stream_until(&server, &options, 4).await;
+
+    assert_eq!(datas(&got), texts(&[line(0), line(1), line(2), line(3)]));
+    assert_eq!(stats.partial_lines, 3, "{logs:?}");
+    assert_eq!(stats.malformed, 0);
+    assert_eq!(stats.reconnects.dropped, 3);
+    assert_eq!(stats.reconnects.total(), 3);
+    assert_eq!(lines_with(&logs, "the stream broke"), 6, "{logs:?}");
+}
+
+#[tokio::test]
+async fn a_giant_line_is_dropped_without_buffering_it_and_the_stream_reads_on() {
+    let all = messages();
+    let line = |i: usize| all[i].1.as_slice();
+    const LIMIT: usize = 64 << 10;
+    const GIANT: usize = 20 << 20;
+    let mut steps = vec![Step::Chunk(
+        [crlf(line(0)), b"{\"giant\":\"".to_vec()].concat(),
+    )];
+    steps.extend((0..GIANT / LIMIT).map(|_| Step::Chunk(vec![b'x'; LIMIT])));
+    steps.push(Step::Chunk(
+        [b"\"}\r\n\r\n".as_slice(), &crlf(line(1))].concat(),
+    ));
+    // Over the limit by one byte, in one chunk with its neighbours.
+    steps.push(Step::Chunk(
+        [crlf(&[b'y'; LIMIT + 1]), crlf(line(2))].concat(),
+    ));
+    // A connection that ends inside a giant line.
+    steps.push(Step::Chunk(vec![b'z'; 3 * LIMIT]));
+    steps.push(Step::Abort);
+    let server = Server::start(scripted(vec![
+        Reply::Stream(steps),
+        line_then_hold(line(3)),
+    ]))
+    .await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let mut options = options(&sleeper, S(10));
+    options.max_line = LIMIT;
+    let logs = logging(&mut options);
+    let (stats, got) = stream_until(&server, &options, 4).await;
+
+    assert_eq!(datas(&got), texts(&[line(0), line(1), line(2), line(3)]));
+    assert_eq!(stats.oversize_lines, 3);
+    assert_eq!(stats.partial_lines, 0);
+    assert_eq!(stats.heartbeats, 1);
+    assert_eq!(
+        stats.dropped_bytes,
+        (10 + GIANT + 4) as u64 + (LIMIT + 3) as u64 + (3 * LIMIT) as u64
+    );
+    assert!(
+        stats.max_buffered <= LIMIT as u64 + 1,
+        "buffered {} bytes for a {LIMIT} byte limit",
+        stats.max_buffered
+    );
+    assert_eq!(stats.connections, 2, "read on, not reconnected");
+    assert_eq!(stats.reconnects.dropped, 1);
+    assert_eq!(
+        lines_with(
+            &logs,
+            "dropped a line longer than the 65536 byte limit (not sent)"
+        ),
+        3,
+        "{logs:?}"
+    );
+    assert_eq!(
+        lines_with(
+            &logs,
+            "the connection ended inside the line that was too long"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_default_line_limit_is_16_mib() {
+    let all = messages();
+    let over = MAX_LINE + 1;
+    let mut steps: Vec<Step> = (0..over.div_ceil(1 << 20))
+        .map(|i| Step::Chunk(vec![b'x'; (over - i * (1 << 20)).min(1 << 20)]))
+        .collect();
+    steps.push(Step::Chunk(b"\r\n".to_vec()));
+    steps.push(Step::Chunk(crlf(&all[0].1)));
+    steps.push(Step::Hold);
+    let server = Server::start(scripted(vec![Reply::Stream(steps)])).await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let mut options = options(&sleeper, S(10));
+    assert_eq!(options.max_line, MAX_LINE);
+    assert_eq!(StreamOptions::default().max_line, 16 << 20);
+    let logs = logging(&mut options);
+    let (stats, got) = stream_until(&server, &options, 1).await;
+    assert_eq!(got[0].data, all[0].1);
+    assert_eq!(stats.oversize_lines, 1);
+    assert!(stats.max_buffered <= MAX_LINE as u64 + 1);
+    assert_eq!(lines_with(&logs, "longer than the 16777216 byte limit"), 1);
+}
+
+#[tokio::test]
+async fn a_200_that_is_not_json_is_retried_as_an_http_error_and_nothing_is_sent() {
+    let all = messages();
+    let portal = "<!DOCTYPE html>\r\n<html><head><title>Hotel WiFi login</title></head>\r\n\
+                  <body>Please accept the terms</body></html>\r\n";
+    let server = Server::start(scripted(vec![
+        raw_200("text/html; charset=utf-8", portal),
+        raw_200(
+            "application/octet-stream",
+            "\u{1}\u{2}binary\r\n{\"data\":{}}\r\n",
+        ),
+        // An endless page: only its start is read.
+        raw(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain",
+            vec![Step::Chunk(vec![b'.'; 4096]), Step::Hold],
+        ),
+        line_then_hold(&all[0].1),
+    ]))
+    .await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let mut options = options(&sleeper, S(10));
+    let logs = logging(&mut options);
+    let (stats, got) = stream_until(&server, &options, 1).await;
+
+    assert_eq!(datas(&got), texts(&[&all[0].1]));
+    assert_eq!(stats.connections, 1, "only the JSON stream counts");
+    assert_eq!(stats.reconnects.http, 3);
+    assert_eq!(stats.malformed, 0);
+    assert_eq!(sleeper.delays(), [S(5), S(10), S(20)]);
+    for part in [
+        "HTTP 200 with content type `text/html; charset=utf-8`, not a stream: \"<!DOCTYPE html>",
+        "Hotel WiFi login",
+        "content type `application/octet-stream`",
+        "content type `text/plain`",
+    ] {
+        assert_eq!(lines_with(&logs, part), 1, "{part}: {logs:?}");
+    }
+}
+
+#[tokio::test]
+async fn empty_and_heartbeat_only_connections_back_off_instead_of_looping() {
+    let empty = || raw_200("application/json", "");
+    let heartbeat = || Reply::Stream(vec![Step::Chunk(b"\r\n".to_vec()), Step::End]);
+    let server = Server::start(scripted(vec![empty(), heartbeat(), empty(), heartbeat()])).await;
+    let client = client(&server);
+    let cancel = CancellationToken::new();
+    let sleeper = Arc::new(RecordingSleeper::cancelling_after(4, &cancel));
+    let (tx, mut rx) = mpsc::channel(1);
+    let stats = within(client.stream(&tx, &cancel, &options(&sleeper, S(10))))
+        .await
+        .unwrap();
+    assert_eq!(
+        sleeper.delays(),
+        [Duration::ZERO, MS(250), MS(500), MS(750)]
+    );
+    assert_eq!(stats.connections, 4);
+    assert_eq!(stats.heartbeats, 2);
+    assert_eq!(stats.reconnects.dropped, 4);
+    assert!(rx.try_recv().is_err(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn lines_that_are_not_json_are_sent_on_counted_and_logged_once() {
+    let all = messages();
+    let odd: [&[u8]; 4] = [
+        b"\xff\xfe\x00garbage",
+        b"{\"data\":{\"id\":\"5\",\"text\":\"\xc3\x28\"}}",
+        b"<html><body>502 Bad Gateway</body></html>",
+        b"[1,2]",
+    ];
+    let mut lines: Vec<&[u8]> = vec![&all[0].1];
+    lines.extend(odd);
+    lines.push(&all[1].1);
+    let mut steps = chunked(&lines, 7);
+    steps.push(Step::Hold);
+    let server = Server::start(scripted(vec![Reply::Stream(steps)])).await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let mut options = options(&sleeper, S(10));
+    let logs = logging(&mut options);
+    let (stats, got) = stream_until(&server, &options, 6).await;
+
+    let sent: Vec<&[u8]> = got.iter().map(|r| r.data.as_slice()).collect();
+    assert_eq!(sent, lines, "sent unchanged, in order");
+    assert_eq!(got[0].partition_key, all[0].0);
+    assert_eq!(got[5].partition_key, all[1].0);
+    assert!(got[1..5].iter().all(|r| r.partition_key.len() == 16));
+    assert_eq!((stats.messages, stats.malformed), (2, 4));
+    assert_eq!(
+        lines_with(&logs, "a line that is not a JSON object (sent on"),
+        1,
+        "{logs:?}"
+    );
+    assert_eq!(
+        lines_with(&logs, "\u{fffd}\u{fffd}\\0garbage"),
+        1,
+        "{logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_interleaved_with_data_are_counted_and_never_sent() {
+    let all = messages();
+    let line = |i: usize| all[i].1.as_slice();
+    let server = Server::start(scripted(vec![Reply::Stream(vec![
+        Step::Chunk(b"\r\n\r\n".to_vec()),
+        Step::Chunk([crlf(line(0)), b"\r\n".to_vec(), line(1)[..10].to_vec()].concat()),
+        Step::Chunk([&line(1)[10..], b"\r"].concat()),
+        Step::Chunk(b"\n\r".to_vec()),
+        Step::Chunk(b"\n\n  \r\n".to_vec()),
+        Step::Chunk([crlf(line(2)), b"\r\n".to_vec()].concat()),
+        Step::Hold,
+    ])]))
+    .await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let (stats, got) = stream_until(&server, &options(&sleeper, S(10)), 3).await;
+    assert_eq!(datas(&got), texts(&[line(0), line(1), line(2)]));
+    assert_eq!(stats.heartbeats, 7);
+    assert_eq!(stats.messages, 3);
+    assert_eq!(stats.reconnects.total(), 0);
+    assert_eq!(stats.partial_lines + stats.malformed, 0);
+}
+
+#[tokio::test]
+async fn a_stall_mid_line_drops_the_partial_line_and_reconnects() {
+    let all = messages();
+    let server = Server::start(scripted(vec![
+        Reply::Stream(vec![
+            Step::Chunk(crlf(&all[0].1)),
+            Step::Chunk(all[1].1[..50].to_vec()),
+            Step::Hold,
+        ]),
+        line_then_hold(&all[1].1),
+    ]))
+    .await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let mut options = options(&sleeper, MS(300));
+    let logs = logging(&mut options);
+    let (stats, got) = stream_until(&server, &options, 2).await;
+    assert_eq!(datas(&got), texts(&[&all[0].1, &all[1].1]));
+    assert_eq!(stats.reconnects.stalled, 1);
+    assert_eq!(stats.partial_lines, 1);
+    assert_eq!(stats.dropped_bytes, 50);
+    assert_eq!(sleeper.delays(), [Duration::ZERO]);
+    assert_eq!(
+        lines_with(
+            &logs,
+            "dropped a partial line of 50 bytes (not sent), cut off when nothing, not even a heartbeat, for 300ms"
+        ),
+        1,
+        "{logs:?}"
+    );
+}
+
+fn epoch_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn status_with(status: &str, header: Option<String>) -> Reply {
+    let extra = header.map(|h| format!("\r\n{h}")).unwrap_or_default();
+    raw(
+        &format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: 2{extra}"),
+        vec![Step::Chunk(b"{}".to_vec()), Step::End],
+    )
+}
+
+#[tokio::test]
+async fn rate_limit_reset_and_retry_after_lengthen_the_wait_never_shorten_it() {
+    let now = epoch_now();
+    let server = Server::start(scripted(vec![
+        status_with(
+            "429 Too Many Requests",
+            Some(format!("x-rate-limit-reset: {}", now + 600)),
+        ),
+        status_with(
+            "429 Too Many Requests",
+            Some(format!("x-rate-limit-reset: {}", now - 600)),
+        ),
+        status_with("429 Too Many Requests", None),
+        status_with("503 Service Unavailable", Some("retry-after: 30".into())),
+        status_with("503 Service Unavailable", Some("retry-after: 2".into())),
+        status_with("503 Service Unavailable", None),
+        // A reset a day away: at most the 960 s cap.
+        status_with(
+            "429 Too Many Requests",
+            Some(format!("x-rate-limit-reset: {}", now + 86_400)),
+        ),
+    ]))
+    .await;
+    let client = client(&server);
+    let cancel = CancellationToken::new();
+    let sleeper = Arc::new(RecordingSleeper::cancelling_after(7, &cancel));
+    let mut options = options(&sleeper, S(10));
+    let logs = logging(&mut options);
+    let (tx, _rx) = mpsc::channel(1);
+    let stats = within(client.stream(&tx, &cancel, &options)).await.unwrap();
+
+    let delays = sleeper.delays();
+    // Computed from the wall clock: a test slower than 10 s would see less.
+    assert!(delays[0] <= S(600) && delays[0] > S(590), "{delays:?}");
+    assert_eq!(
+        delays[1..],
+        [S(120), S(240), S(30), S(10), S(20), S(960)],
+        "{delays:?}"
+    );
+    assert_eq!(stats.reconnects.rate_limited, 4);
+    assert_eq!(stats.reconnects.http, 3);
+    assert_eq!(lines_with(&logs, "(as the response asked)"), 3, "{logs:?}");
+    assert_eq!(
+        lines_with(&logs, "HTTP 429 Too Many Requests"),
+        4,
+        "{logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn error_bodies_that_stall_do_not_hang_the_client() {
+    let stalled = |status: &str| {
+        raw(
+            &format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: 1000"),
+            vec![Step::Chunk(b"{\"title\":\"Unauth".to_vec()), Step::Hold],
+        )
+    };
+    let server = Server::start(scripted(vec![
+        stalled("503 Service Unavailable"),
+        stalled("401 Unauthorized"),
+    ]))
+    .await;
+    let client = client(&server);
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let (tx, _rx) = mpsc::channel(1);
+    let err = within(client.stream(&tx, &CancellationToken::new(), &options(&sleeper, MS(300))))
+        .await
+        .unwrap_err();
+    let XApiError::Api { status, detail, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*status, 401);
+    assert_eq!(
+        detail, "{\"title\":\"Unauth",
+        "what came of the body: {err}"
+    );
+    assert_eq!(sleeper.delays(), [S(5)], "the stalled 503 was retried");
 }

@@ -6,7 +6,25 @@
 //! Kinesis shard of a tweet is stable. X's system messages (an `errors`
 //! object without `data`, such as an operational disconnect) are forwarded
 //! too: the transform files them as dead letters of their own kind, and the
-//! raw archive keeps the evidence. They are counted apart in the stats.
+//! raw archive keeps the evidence. They are counted apart in the stats, as
+//! are lines that are not a JSON object (invalid UTF-8, a stray HTML line):
+//! those are forwarded for the transform to dead-letter.
+//!
+//! # Broken streams
+//!
+//! What is not a line X sent whole is never forwarded; it is counted in
+//! [`StreamStats`] and logged through [`StreamOptions::log`]:
+//!
+//! - a connection that ends or breaks in the middle of a line (a cut, broken
+//!   chunked encoding, a stall): the partial line is dropped
+//!   (`partial_lines`), unless it is a complete JSON object that only lacks
+//!   its `\r\n`, which is forwarded as the message it is;
+//! - a line longer than [`StreamOptions::max_line`]: dropped
+//!   (`oversize_lines`) without being buffered past the limit, and the
+//!   stream read on from the next newline;
+//! - a 200 whose content type is not JSON (a proxy's or captive portal's HTML
+//!   page, `application/octet-stream`): not read as a stream, retried as an
+//!   HTTP error (`reconnects.http`).
 //!
 //! # Reconnecting
 //!
@@ -23,8 +41,15 @@
 //! | any other HTTP error (401, 403, 400, 404, ...) | | none: the source stops with X's `title` and `detail` |
 //!
 //! X gives no ceiling for 429; 960 s is the first doubling past its 15-minute
-//! rate-limit window, so a capped wait always outlasts a whole window. A line
-//! (a message or a heartbeat) on a connection resets every schedule.
+//! rate-limit window, so a capped wait always outlasts a whole window. When a
+//! retried status says when to come back (`x-rate-limit-reset`, epoch
+//! seconds, or `retry-after`, seconds), the wait is at least that long (at
+//! most 960 s): the schedule's wait if longer, never shorter.
+//!
+//! A message on a connection resets every schedule. Heartbeats and lines that
+//! are not JSON do not: a connection that only ever sends those before it
+//! drops (a flapping proxy) must not make the client reconnect in a tight
+//! loop.
 //!
 //! The waits go through a [`Sleeper`] so that tests can record them instead
 //! of sleeping; the stall watchdog is [`StreamOptions::stall_timeout`].
@@ -35,10 +60,10 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -72,8 +97,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rules calls are short; one that hangs longer than this is not coming back.
 const RULES_TIMEOUT: Duration = Duration::from_secs(30);
 /// X's messages are tens of kilobytes; a "line" this long means the peer is
-/// not speaking the protocol, and buffering it further only costs memory.
-const MAX_LINE: usize = 16 << 20;
+/// not speaking the protocol, and buffering it further only costs memory
+/// (the default of [`StreamOptions::max_line`]).
+pub const MAX_LINE: usize = 16 << 20;
 /// 1000 rules (the most a stack file may hold) take about 1.2 MB as JSON.
 const MAX_JSON_BODY: usize = 4 << 20;
 const MAX_ERROR_BODY: usize = 64 << 10;
@@ -384,19 +410,31 @@ impl Sleeper for TokioSleeper {
     }
 }
 
-/// How the stream waits.
+/// Where the stream says what it dropped and why it reconnects: one line of
+/// text a call, already scrubbed of the token.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How the stream waits, what it buffers, and where it logs.
 #[derive(Clone)]
 pub struct StreamOptions {
-    /// Silence after which a connection counts as dead ([`STALL_TIMEOUT`]).
+    /// Silence after which a connection counts as dead ([`STALL_TIMEOUT`]);
+    /// also the most a response head or an error body may take.
     pub stall_timeout: Duration,
+    /// The longest line kept, without its `\r\n` ([`MAX_LINE`]). A longer
+    /// one is dropped without being buffered further.
+    pub max_line: usize,
     pub sleeper: Arc<dyn Sleeper>,
+    /// Standard error by default, as `produce: X API: ...`.
+    pub log: Log,
 }
 
 impl Default for StreamOptions {
     fn default() -> Self {
         Self {
             stall_timeout: STALL_TIMEOUT,
+            max_line: MAX_LINE,
             sleeper: Arc::new(TokioSleeper),
+            log: Arc::new(|line: &str| eprintln!("produce: X API: {line}")),
         }
     }
 }
@@ -405,6 +443,7 @@ impl fmt::Debug for StreamOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamOptions")
             .field("stall_timeout", &self.stall_timeout)
+            .field("max_line", &self.max_line)
             .finish_non_exhaustive()
     }
 }
@@ -418,12 +457,25 @@ impl fmt::Debug for StreamOptions {
 pub struct StreamStats {
     /// Connections that answered 200.
     pub connections: u64,
-    /// Records sent that are not X system messages (tweets, in practice).
+    /// Records sent that are JSON objects other than X system messages
+    /// (tweets, in practice).
     pub messages: u64,
     /// X system messages (`errors` without `data`), also sent as records.
     pub system_messages: u64,
+    /// Lines that are not a JSON object (invalid UTF-8 included), sent as
+    /// records for the transform to file as dead letters.
+    pub malformed: u64,
     /// Blank keep-alive lines.
     pub heartbeats: u64,
+    /// Lines cut short by the end of their connection: not sent.
+    pub partial_lines: u64,
+    /// Lines longer than [`StreamOptions::max_line`]: not sent.
+    pub oversize_lines: u64,
+    /// The bytes of those partial and oversize lines.
+    pub dropped_bytes: u64,
+    /// The most bytes held at once for an incomplete line: at most
+    /// [`StreamOptions::max_line`] + 1 (its `\r`).
+    pub max_buffered: u64,
     pub reconnects: Reconnects,
 }
 
@@ -465,6 +517,16 @@ pub struct StreamRule {
     pub value: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+}
+
+impl StreamRule {
+    pub fn new(id: &str, value: &str, tag: Option<&str>) -> Self {
+        Self {
+            id: id.into(),
+            value: value.into(),
+            tag: tag.map(Into::into),
+        }
+    }
 }
 
 /// A rule to add (X assigns the id).
@@ -731,14 +793,18 @@ impl XApiClient {
             })
     }
 
+    /// The error for a status that is not retried. A body that breaks or
+    /// stalls part way is described by what came of it.
     async fn api_error(
         &self,
         during: &'static str,
         status: StatusCode,
         body: Incoming,
+        idle: Duration,
     ) -> XApiError {
-        let body = read_body(body, MAX_ERROR_BODY).await.unwrap_or_default();
-        let (title, detail) = describe_problem(status, &body);
+        let mut text = Vec::new();
+        let _ = read_body(body, MAX_ERROR_BODY, idle, &mut text).await;
+        let (title, detail) = describe_problem(status, &text);
         XApiError::Api {
             during,
             status: status.as_u16(),
@@ -759,11 +825,19 @@ impl XApiClient {
             .map_err(|e| transport(error_chain(&e)))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(self.api_error(during, status, response.into_body()).await);
+            return Err(self
+                .api_error(during, status, response.into_body(), RULES_TIMEOUT)
+                .await);
         }
-        let body = read_body(response.into_body(), MAX_JSON_BODY)
-            .await
-            .map_err(|e| transport(error_chain(&e)))?;
+        let mut body = Vec::new();
+        read_body(
+            response.into_body(),
+            MAX_JSON_BODY,
+            RULES_TIMEOUT,
+            &mut body,
+        )
+        .await
+        .map_err(transport)?;
         serde_json::from_slice(&body).map_err(|e| XApiError::Response {
             during,
             // serde quotes the values it could not read: they may echo the token.
@@ -848,11 +922,25 @@ impl XApiClient {
                 () = cancel.cancelled() => None,
                 ended = self.connection(tx, options, &mut stats, &mut policy) => Some(ended?),
             };
-            let Some(failure) = ended else {
+            let Some(ended) = ended else {
                 return Ok(stats);
             };
-            stats.reconnects.count(failure);
-            let delay = policy.next_delay(failure);
+            stats.reconnects.count(ended.failure);
+            let scheduled = policy.next_delay(ended.failure);
+            let delay = match ended.retry_after {
+                Some(hint) => scheduled.max(hint.min(ReconnectPolicy::RATE_LIMITED_MAX)),
+                None => scheduled,
+            };
+            let because = if delay > scheduled {
+                " (as the response asked)"
+            } else {
+                ""
+            };
+            (options.log)(&format!(
+                "{}; reconnecting in {}{because}",
+                self.token.scrub(&ended.why),
+                humantime::format_duration(delay)
+            ));
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Ok(stats),
@@ -868,55 +956,229 @@ impl XApiClient {
         options: &StreamOptions,
         stats: &mut StreamStats,
         policy: &mut ReconnectPolicy,
-    ) -> Result<Failure, XApiError> {
+    ) -> Result<Ended, XApiError> {
         const DURING: &str = "GET /2/tweets/search/stream";
+        let stall = options.stall_timeout;
         let request = self.request(Method::GET, &format!("{STREAM_PATH}?{STREAM_QUERY}"), None)?;
-        let response =
-            match tokio::time::timeout(options.stall_timeout, self.http.request(request)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(_)) | Err(_) => return Ok(Failure::Network),
-            };
+        let response = match tokio::time::timeout(stall, self.http.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                return Ok(Ended::new(
+                    Failure::Network,
+                    format!("no response: {}", error_chain(&e)),
+                ));
+            }
+            Err(_) => {
+                return Ok(Ended::new(
+                    Failure::Network,
+                    format!("no response within {}", humantime::format_duration(stall)),
+                ));
+            }
+        };
         let status = response.status();
         if !status.is_success() {
-            return match status_failure(status) {
-                Some(failure) => Ok(failure),
-                None => Err(self.api_error(DURING, status, response.into_body()).await),
+            let Some(failure) = status_failure(status) else {
+                return Err(self
+                    .api_error(DURING, status, response.into_body(), stall)
+                    .await);
             };
+            let retry_after = retry_hint(response.headers(), SystemTime::now());
+            let mut body = Vec::new();
+            let _ = read_body(response.into_body(), MAX_ERROR_BODY, stall, &mut body).await;
+            let (title, detail) = describe_problem(status, &body);
+            return Ok(Ended {
+                failure,
+                why: format!("HTTP {} {title}: {detail}", status.as_u16()),
+                retry_after,
+            });
+        }
+        if let Some(content_type) = not_a_stream(response.headers()) {
+            // A proxy's or a captive portal's page: its lines are not X's.
+            let mut body = Vec::new();
+            let _ = read_body(response.into_body(), 1024, stall, &mut body).await;
+            return Ok(Ended::new(
+                Failure::Http,
+                format!(
+                    "HTTP {} with content type `{content_type}`, not a stream: {}",
+                    status.as_u16(),
+                    preview(&body)
+                ),
+            ));
         }
         stats.connections += 1;
         let mut body = response.into_body();
-        let mut lines = LineBuffer::default();
-        loop {
+        let mut lines = LineBuffer::new(options.max_line);
+        let mut logged_malformed = false;
+        let ended = loop {
             let next = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
-            let frame = match tokio::time::timeout(options.stall_timeout, next).await {
-                Err(_) => return Ok(Failure::Stalled),
-                Ok(None | Some(Err(_))) => return Ok(Failure::Dropped),
+            let frame = match tokio::time::timeout(stall, next).await {
+                Err(_) => {
+                    break Ended::new(
+                        Failure::Stalled,
+                        format!(
+                            "nothing, not even a heartbeat, for {}",
+                            humantime::format_duration(stall)
+                        ),
+                    );
+                }
+                Ok(None) => break Ended::new(Failure::Dropped, "the stream ended".into()),
+                Ok(Some(Err(e))) => {
+                    break Ended::new(
+                        Failure::Dropped,
+                        format!("the stream broke: {}", error_chain(&e)),
+                    );
+                }
                 Ok(Some(Ok(frame))) => frame,
             };
             let Ok(bytes) = frame.into_data() else {
                 continue;
             };
-            lines.push(&bytes);
-            while let Some(line) = lines.next_line() {
-                policy.reset();
-                if line.trim_ascii().is_empty() {
-                    stats.heartbeats += 1;
-                    continue;
-                }
-                let (record, system) = to_record(line);
-                tx.send(record)
-                    .await
-                    .map_err(|_| XApiError::ChannelClosed)?;
-                if system {
-                    stats.system_messages += 1;
-                } else {
-                    stats.messages += 1;
+            let pieces = lines.push(&bytes);
+            stats.max_buffered = stats.max_buffered.max(lines.peak as u64);
+            stats.dropped_bytes += std::mem::take(&mut lines.dropped);
+            for piece in pieces {
+                match piece {
+                    Piece::Line(line) => {
+                        self.forward(line, tx, options, stats, policy, &mut logged_malformed)
+                            .await?;
+                    }
+                    Piece::Oversize => {
+                        stats.oversize_lines += 1;
+                        (options.log)(&format!(
+                            "dropped a line longer than the {} byte limit (not sent); \
+                             reading on from the next newline",
+                            options.max_line
+                        ));
+                    }
                 }
             }
-            if lines.pending() > MAX_LINE {
-                return Ok(Failure::Dropped);
+        };
+        match lines.finish() {
+            Tail::None => {}
+            Tail::Oversize => {
+                (options.log)("the connection ended inside the line that was too long");
+            }
+            Tail::Partial(line) if is_json_object(&line) => {
+                // Cut between the message and its `\r\n`: the message is whole.
+                self.forward(line, tx, options, stats, policy, &mut logged_malformed)
+                    .await?;
+            }
+            Tail::Partial(line) => {
+                stats.partial_lines += 1;
+                stats.dropped_bytes += line.len() as u64;
+                (options.log)(&self.token.scrub(&format!(
+                    "dropped a partial line of {} bytes (not sent), cut off when {}: {}",
+                    line.len(),
+                    ended.why,
+                    preview(&line)
+                )));
             }
         }
+        Ok(ended)
+    }
+
+    /// Sends one complete line (a heartbeat is only counted).
+    async fn forward(
+        &self,
+        line: Vec<u8>,
+        tx: &Sender<Record>,
+        options: &StreamOptions,
+        stats: &mut StreamStats,
+        policy: &mut ReconnectPolicy,
+        logged_malformed: &mut bool,
+    ) -> Result<(), XApiError> {
+        if line.trim_ascii().is_empty() {
+            stats.heartbeats += 1;
+            return Ok(());
+        }
+        let (record, kind) = to_record(line);
+        if kind == LineKind::Malformed && !*logged_malformed {
+            *logged_malformed = true;
+            (options.log)(&self.token.scrub(&format!(
+                "a line that is not a JSON object (sent on, for the transform to dead-letter; \
+                 only the first of a connection is logged): {}",
+                preview(&record.data)
+            )));
+        }
+        tx.send(record)
+            .await
+            .map_err(|_| XApiError::ChannelClosed)?;
+        match kind {
+            LineKind::Message => stats.messages += 1,
+            LineKind::System => stats.system_messages += 1,
+            LineKind::Malformed => stats.malformed += 1,
+        }
+        if kind != LineKind::Malformed {
+            policy.reset();
+        }
+        Ok(())
+    }
+}
+
+/// How a connection ended, for the reconnect schedule and the log.
+struct Ended {
+    failure: Failure,
+    why: String,
+    /// What the response said about when to come back.
+    retry_after: Option<Duration>,
+}
+
+impl Ended {
+    fn new(failure: Failure, why: String) -> Self {
+        Self {
+            failure,
+            why,
+            retry_after: None,
+        }
+    }
+}
+
+/// When a retried response says to come back: `x-rate-limit-reset` (X's,
+/// epoch seconds) or `retry-after` (seconds; its HTTP-date form is ignored).
+fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(reset) = number("x-rate-limit-reset") {
+        let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+        return Some(Duration::from_secs(reset).saturating_sub(now));
+    }
+    number("retry-after").map(Duration::from_secs)
+}
+
+/// The content type of a 200 that cannot be the stream, if it is one: the
+/// stream is JSON. A missing content type is given the benefit of the doubt
+/// (every line is still checked).
+fn not_a_stream(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?;
+    let Ok(text) = value.to_str() else {
+        return Some(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    };
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let json = essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json");
+    (!json).then(|| text.to_string())
+}
+
+fn is_json_object(line: &[u8]) -> bool {
+    line.trim_ascii_start().starts_with(b"{") && serde_json::from_slice::<IgnoredAny>(line).is_ok()
+}
+
+/// The start of some bytes for a log line, quoted, with control characters
+/// and invalid UTF-8 made visible.
+fn preview(bytes: &[u8]) -> String {
+    const SHOWN: usize = 120;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN * 4)]);
+    let shown: String = text.chars().take(SHOWN).collect();
+    if bytes.is_empty() {
+        "empty body".into()
+    } else if shown.len() < bytes.len() {
+        format!("{shown:?}...")
+    } else {
+        format!("{shown:?}")
     }
 }
 
@@ -958,51 +1220,129 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, hyper::Error> {
-    let mut out = Vec::new();
-    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        if let Ok(bytes) = frame?.into_data() {
+/// Reads at most `limit` bytes of a body into `out`; gives up after `idle`
+/// without a frame. What was read before a failure stays in `out`.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    idle: Duration,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    while out.len() < limit {
+        let next = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+        let frame = match tokio::time::timeout(idle, next).await {
+            Err(_) => {
+                return Err(format!(
+                    "the body stalled for {}",
+                    humantime::format_duration(idle)
+                ));
+            }
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(error_chain(&e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(bytes) = frame.into_data() {
             let room = limit - out.len();
             out.extend_from_slice(&bytes[..bytes.len().min(room)]);
-            if out.len() == limit {
-                break;
-            }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Splits the body into lines across chunk boundaries.
-#[derive(Default)]
+/// Splits the body into lines across chunk boundaries, holding at most
+/// `max + 1` bytes of an incomplete line (the `+ 1` is its `\r`).
 struct LineBuffer {
+    max: usize,
+    /// The incomplete line so far.
     buf: Vec<u8>,
-    start: usize,
+    /// Inside a line found too long: dropping bytes up to the next `\n`.
+    skipping: bool,
+    /// Bytes dropped with oversize lines, for the caller to take.
+    dropped: u64,
+    /// The most bytes `buf` has held.
+    peak: usize,
+}
+
+/// What a chunk of the body completed.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    /// A line without its `\n` or `\r\n`.
+    Line(Vec<u8>),
+    /// A line over the limit was found (and is being dropped).
+    Oversize,
+}
+
+/// What was left when the body ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Tail {
+    None,
+    Partial(Vec<u8>),
+    Oversize,
 }
 
 impl LineBuffer {
-    fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            buf: Vec::new(),
+            skipping: false,
+            dropped: 0,
+            peak: 0,
         }
-        self.buf.extend_from_slice(bytes);
     }
 
-    /// The next complete line, without its `\n` or `\r\n`.
-    fn next_line(&mut self) -> Option<Vec<u8>> {
-        let end = self.buf[self.start..].iter().position(|&b| b == b'\n')? + self.start;
-        let mut line = &self.buf[self.start..end];
-        if let Some(stripped) = line.strip_suffix(b"\r") {
-            line = stripped;
+    /// Each byte is looked at once, however the line is cut into chunks.
+    fn push(&mut self, mut bytes: &[u8]) -> Vec<Piece> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let (part, rest, complete) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
+                None => (bytes, &[][..], false),
+            };
+            bytes = rest;
+            let newline = u64::from(complete);
+            if self.skipping {
+                self.dropped += part.len() as u64 + newline;
+                self.skipping = !complete;
+                continue;
+            }
+            if self.buf.len() + part.len() > self.max + 1 {
+                self.dropped += (self.buf.len() + part.len()) as u64 + newline;
+                // The allocation goes too: memory is back to normal at once.
+                self.buf = Vec::new();
+                self.skipping = !complete;
+                out.push(Piece::Oversize);
+                continue;
+            }
+            self.buf.extend_from_slice(part);
+            self.peak = self.peak.max(self.buf.len());
+            if complete {
+                let mut line = std::mem::take(&mut self.buf);
+                let with_newline = line.len() as u64 + 1;
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if line.len() > self.max {
+                    self.dropped += with_newline;
+                    out.push(Piece::Oversize);
+                } else {
+                    out.push(Piece::Line(line));
+                }
+            }
         }
-        let line = line.to_vec();
-        self.start = end + 1;
-        Some(line)
+        out
     }
 
-    /// Bytes of a line not yet complete.
-    fn pending(&self) -> usize {
-        self.buf.len() - self.start
+    /// What is left at the end of the body; the buffer is empty afterwards.
+    fn finish(&mut self) -> Tail {
+        let buf = std::mem::take(&mut self.buf);
+        if std::mem::take(&mut self.skipping) {
+            Tail::Oversize
+        } else if buf.trim_ascii().is_empty() {
+            Tail::None
+        } else {
+            Tail::Partial(buf)
+        }
     }
 }
 
@@ -1019,14 +1359,33 @@ struct ProbeData<'a> {
     id: Option<Cow<'a, str>>,
 }
 
-/// The record for one line, and whether it is an X system message.
-fn to_record(line: Vec<u8>) -> (Record, bool) {
-    let (id, system) = match serde_json::from_slice::<Probe>(&line) {
-        Ok(probe) => {
-            let system = probe.data.is_none() && probe.errors.is_some();
-            (probe.data.and_then(|d| d.id).map(Cow::into_owned), system)
+/// What a line of the stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    Message,
+    /// An X system message: `errors` without `data`.
+    System,
+    /// Not a JSON object.
+    Malformed,
+}
+
+/// The record for one line, and what kind of line it is.
+fn to_record(line: Vec<u8>) -> (Record, LineKind) {
+    // Invalid UTF-8 in a field the probe skips would go unnoticed by serde.
+    let probe = std::str::from_utf8(&line)
+        .ok()
+        .filter(|text| text.trim_ascii_start().starts_with('{'))
+        .map(serde_json::from_str::<Probe>);
+    let (id, kind) = match probe {
+        Some(Ok(probe)) => {
+            let kind = if probe.data.is_none() && probe.errors.is_some() {
+                LineKind::System
+            } else {
+                LineKind::Message
+            };
+            (probe.data.and_then(|d| d.id).map(Cow::into_owned), kind)
         }
-        Err(_) => (None, false),
+        _ => (None, LineKind::Malformed),
     };
     let partition_key = id
         .filter(|id| !id.is_empty())
@@ -1036,7 +1395,7 @@ fn to_record(line: Vec<u8>) -> (Record, bool) {
             partition_key,
             data: line,
         },
-        system,
+        kind,
     )
 }
 
@@ -1225,13 +1584,7 @@ mod tests {
         }
     }
 
-    fn rule(id: &str, value: &str, tag: Option<&str>) -> StreamRule {
-        StreamRule {
-            id: id.into(),
-            value: value.into(),
-            tag: tag.map(Into::into),
-        }
-    }
+    use StreamRule as R;
 
     fn tagged(value: &str, tag: &str) -> XRule {
         XRule::Tagged(TaggedRule {
@@ -1243,10 +1596,10 @@ mod tests {
     #[test]
     fn plan_keeps_matches_deletes_stale_adds_missing() {
         let existing = [
-            rule("1", "#rustlang", Some("rust")),
-            rule("2", "stale", None),
-            rule("3", "#tokio", Some("old")),
-            rule("4", "#serde", None),
+            R::new("1", "#rustlang", Some("rust")),
+            R::new("2", "stale", None),
+            R::new("3", "#tokio", Some("old")),
+            R::new("4", "#serde", None),
         ];
         let wanted = [
             tagged("#rustlang", "rust"),
@@ -1275,7 +1628,7 @@ mod tests {
 
     #[test]
     fn plan_deletes_duplicates_on_the_server() {
-        let existing = [rule("1", "a", None), rule("2", "a", None)];
+        let existing = [R::new("1", "a", None), R::new("2", "a", None)];
         let plan = plan_rules(&existing, &[XRule::Query("a".into())]);
         assert_eq!(plan.keep, [existing[0].clone()]);
         assert_eq!(plan.delete, [existing[1].clone()]);
@@ -1284,48 +1637,214 @@ mod tests {
 
     #[test]
     fn plan_with_nothing_to_do_is_empty() {
-        let existing = [rule("1", "a", Some("t"))];
+        let existing = [R::new("1", "a", Some("t"))];
         let plan = plan_rules(&existing, &[tagged("a", "t")]);
         assert!(plan.add.is_empty() && plan.delete.is_empty());
     }
 
+    fn line(bytes: &[u8]) -> Piece {
+        Piece::Line(bytes.to_vec())
+    }
+
     #[test]
     fn lines_are_split_across_chunks_and_crlf_is_dropped() {
-        let mut lines = LineBuffer::default();
-        lines.push(b"{\"a\":");
-        assert_eq!(lines.next_line(), None);
-        assert_eq!(lines.pending(), 5);
-        lines.push(b"1}\r\n\r\n{\"b\"");
-        assert_eq!(lines.next_line().as_deref(), Some(&b"{\"a\":1}"[..]));
-        assert_eq!(lines.next_line().as_deref(), Some(&b""[..]));
-        assert_eq!(lines.next_line(), None);
-        lines.push(b":2}\n");
-        assert_eq!(lines.next_line().as_deref(), Some(&b"{\"b\":2}"[..]));
-        assert_eq!(lines.next_line(), None);
-        assert_eq!(lines.pending(), 0);
+        let mut lines = LineBuffer::new(MAX_LINE);
+        assert_eq!(lines.push(b"{\"a\":"), []);
+        assert_eq!(lines.buf.len(), 5);
+        assert_eq!(
+            lines.push(b"1}\r\n\r\n{\"b\""),
+            [line(b"{\"a\":1}"), line(b"")]
+        );
+        assert_eq!(lines.push(b":2}\n"), [line(b"{\"b\":2}")]);
+        assert_eq!(lines.push(b"\r"), []);
+        assert_eq!(lines.push(b"\n"), [line(b"")]);
+        assert_eq!(lines.finish(), Tail::None);
+        assert_eq!((lines.peak, lines.dropped), (8, 0));
+    }
+
+    #[test]
+    fn a_line_at_the_limit_is_kept_and_one_byte_more_is_dropped() {
+        let mut lines = LineBuffer::new(8);
+        assert_eq!(lines.push(b"12345678\r\n"), [line(b"12345678")]);
+        assert_eq!(lines.push(b"12345678\n"), [line(b"12345678")]);
+        assert_eq!(lines.push(b"123456789\n"), [Piece::Oversize]);
+        assert_eq!(
+            lines.push(b"123456789\r\nok\r\n"),
+            [Piece::Oversize, line(b"ok")]
+        );
+        assert_eq!(lines.dropped, 10 + 11);
+        assert_eq!(lines.peak, 9, "the line and its \\r, never more");
+    }
+
+    #[test]
+    fn an_oversize_line_is_dropped_up_to_the_next_newline_with_bounded_memory() {
+        let mut lines = LineBuffer::new(1000);
+        assert_eq!(
+            lines.push(b"{\"before\":1}\r\n{\"giant\":\""),
+            [line(b"{\"before\":1}")]
+        );
+        let mut found = Vec::new();
+        // 10 MB in 4 KiB chunks, no newline.
+        for _ in 0..2560 {
+            found.extend(lines.push(&[b'x'; 4096]));
+            assert!(lines.buf.len() <= 1001, "{}", lines.buf.len());
+            assert_eq!(
+                lines.buf.capacity(),
+                0,
+                "the buffer is freed while skipping"
+            );
+        }
+        assert_eq!(found, [Piece::Oversize], "found once, not once a chunk");
+        assert_eq!(
+            lines.push(b"xx\"}\r\n{\"after\":2}\r\n"),
+            [line(b"{\"after\":2}")]
+        );
+        assert_eq!(lines.dropped, 10 + 2560 * 4096 + 6);
+        assert!(lines.peak <= 1001);
+        assert_eq!(lines.finish(), Tail::None);
+
+        // The body ends inside the giant line.
+        lines.push(&[b'y'; 2000]);
+        assert_eq!(lines.finish(), Tail::Oversize);
+        assert_eq!(lines.finish(), Tail::None);
+    }
+
+    #[test]
+    fn what_is_left_at_the_end_is_a_partial_line_or_nothing() {
+        let mut lines = LineBuffer::new(MAX_LINE);
+        lines.push(b"{\"data\":{\"id\":\"1\"},\"matching");
+        assert_eq!(
+            lines.finish(),
+            Tail::Partial(b"{\"data\":{\"id\":\"1\"},\"matching".to_vec())
+        );
+        lines.push(b"\r");
+        assert_eq!(lines.finish(), Tail::None, "half a heartbeat is nothing");
+        assert!(is_json_object(b"{\"data\":{\"id\":\"1\"}}"));
+        assert!(is_json_object(b" {}\r"));
+        for cut in [
+            &b"{\"data\":{\"id\":\"1\"}"[..],
+            b"{",
+            b"[]",
+            b"12",
+            b"\"{}\"",
+            b"{}x",
+        ] {
+            assert!(!is_json_object(cut), "{}", String::from_utf8_lossy(cut));
+        }
+    }
+
+    #[test]
+    fn retry_hints_come_from_x_rate_limit_reset_or_retry_after() {
+        let now = SystemTime::UNIX_EPOCH + S(1_700_000_000);
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let hint = |pairs: &[(&'static str, &str)]| retry_hint(&headers(pairs), now);
+        assert_eq!(hint(&[("x-rate-limit-reset", "1700000300")]), Some(S(300)));
+        assert_eq!(
+            hint(&[("x-rate-limit-reset", "1699999000")]),
+            Some(Duration::ZERO),
+            "a reset in the past: no wait of its own"
+        );
+        assert_eq!(hint(&[("retry-after", "30")]), Some(S(30)));
+        assert_eq!(
+            hint(&[("x-rate-limit-reset", "1700000060"), ("retry-after", "5")]),
+            Some(S(60)),
+            "X's own header first"
+        );
+        assert_eq!(
+            hint(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
+            None
+        );
+        assert_eq!(hint(&[("x-rate-limit-reset", "soon")]), None);
+        assert_eq!(hint(&[]), None);
+    }
+
+    #[test]
+    fn only_json_content_types_are_read_as_a_stream() {
+        let of = |value: &str| {
+            let mut map = HeaderMap::new();
+            map.insert(CONTENT_TYPE, value.parse().unwrap());
+            not_a_stream(&map)
+        };
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+            "application/problem+json",
+        ] {
+            assert_eq!(of(ok), None, "{ok}");
+        }
+        for bad in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "application/octet-stream",
+            "text/plain",
+            "",
+        ] {
+            assert_eq!(of(bad).as_deref(), Some(bad), "{bad}");
+        }
+        assert_eq!(not_a_stream(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn previews_are_short_quoted_and_show_bad_bytes() {
+        assert_eq!(preview(b""), "empty body");
+        assert_eq!(preview(b"<html>\r\n"), "\"<html>\\r\\n\"");
+        assert_eq!(preview(b"a\xffb"), "\"a\u{fffd}b\"");
+        let long = preview(&[b'x'; 10_000]);
+        assert!(long.len() < 130 && long.ends_with("\"..."), "{long}");
     }
 
     #[test]
     fn records_are_keyed_by_tweet_id_or_a_stable_hash() {
         let line = br#"{"data":{"id":"1439800001232728069","text":"hi"},"matching_rules":[{"id":"9","tag":"t"}]}"#;
-        let (record, system) = to_record(line.to_vec());
+        let (record, kind) = to_record(line.to_vec());
         assert_eq!(record.partition_key, "1439800001232728069");
         assert_eq!(record.data, line);
-        assert!(!system);
+        assert_eq!(kind, LineKind::Message);
 
         let notice = br#"{"errors":[{"title":"operational-disconnect","disconnect_type":"UpstreamOperationalDisconnect"}]}"#;
-        let (record, system) = to_record(notice.to_vec());
-        assert!(system);
+        let (record, kind) = to_record(notice.to_vec());
+        assert_eq!(kind, LineKind::System);
         assert_eq!(record.partition_key, format!("{:016x}", fnv1a(notice)));
         assert_eq!(record.partition_key.len(), 16);
 
-        let (garbage, system) = to_record(b"not json".to_vec());
-        assert!(!system);
+        let (garbage, kind) = to_record(b"not json".to_vec());
+        assert_eq!(kind, LineKind::Malformed);
         assert_eq!(garbage.partition_key, "5cf74153161a1a88");
         assert_ne!(
             to_record(b"not json!".to_vec()).0.partition_key,
             garbage.partition_key
         );
+    }
+
+    #[test]
+    fn lines_that_are_not_json_objects_are_malformed() {
+        for line in [
+            &b"[null,null]"[..],
+            b"\"text\"",
+            b"null",
+            b"<html>",
+            b"{\"data\":{\"id\":\"1\",\"text\":\"\xff\xfe\"}}",
+            b"{\"data\":",
+        ] {
+            let (record, kind) = to_record(line.to_vec());
+            assert_eq!(
+                kind,
+                LineKind::Malformed,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(record.data, line, "sent unchanged");
+            assert_eq!(record.partition_key.len(), 16);
+        }
+        let (_, kind) = to_record(b"{}".to_vec());
+        assert_eq!(kind, LineKind::Message, "an object, if an odd one");
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //! | an established stream ended or broke | `Dropped` | none the first time, then as `Network` |
 //! | no data and no heartbeat for 20 s | `Stalled` | as `Dropped` |
 //! | connect, TLS or request error, no response head within 20 s | `Network` | 250 ms more each time, at most 16 s |
-//! | HTTP 5xx, 408 | `Http` | 5 s, doubling, at most 320 s |
+//! | HTTP 5xx, 408, or a 200 that is not JSON | `Http` | 5 s, doubling, at most 320 s |
 //! | HTTP 429 (and the legacy 420) | `RateLimited` | 60 s, doubling, at most 960 s |
 //! | any other HTTP error (401, 403, 400, 404, ...) | | none: the source stops with X's `title` and `detail` |
 //!

@@ -21,7 +21,7 @@ endif
 # The tests' own emulator, apart from one a person may have running for the demo.
 TEST_EMULATOR := STREAMSTACK_EMULATOR_PORT=4599 STREAMSTACK_EMULATOR_STATE=.state/emulator-test
 
-.PHONY: all build demo test lint unit emulator-test checkers templates validate synth schema bench clean \
+.PHONY: all build demo test lint deny unit emulator-test checkers templates validate synth schema bench clean \
         emulator emulator-stop up down plan status
 
 all: build
@@ -88,11 +88,18 @@ down: build
 	  $(BIN) down $(STACK) --env $(ENV) $(ARGS); \
 	fi
 
-test: lint unit emulator-test checkers
+test: lint deny unit emulator-test checkers
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# cargo-deny (deny.toml): licences, bans and sources of the dependency tree,
+# then the RustSec advisories when github.com can be reached (a loud line
+# says when they could not be checked). Installs a pinned cargo-deny into
+# .tools/ the first time.
+deny:
+	scripts/deny.sh
 
 # Rust tests; those of the lifecycle run against an emulator of their own,
 # started here and stopped whatever the outcome.

@@ -16,8 +16,15 @@ pub struct SourceText {
 
 impl SourceText {
     pub fn new(name: impl Into<String>, text: String) -> Self {
+        // Line breaks as YAML counts them (and so the parser's line numbers):
+        // `\r\n`, `\n`, and a lone `\r`.
+        let bytes = text.as_bytes();
         let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .chain(bytes.iter().enumerate().filter_map(|(i, b)| match b {
+                b'\n' => Some(i + 1),
+                b'\r' if bytes.get(i + 1) != Some(&b'\n') => Some(i + 1),
+                _ => None,
+            }))
             .collect();
         Self {
             name: name.into(),
@@ -35,11 +42,21 @@ impl SourceText {
     }
 
     /// A span from a 1-based line, a 0-based column in characters and a length in characters.
+    /// A place past the end of a line is its end (where a parser says
+    /// "unexpected end of line"), past the last line the end of the text.
     pub fn span_at(&self, line: usize, col: usize, len_chars: usize) -> Span {
         let line = line.clamp(1, self.line_starts.len());
         let line_start = self.line_starts[line - 1];
-        let rest = &self.text[line_start..];
-        let offset = line_start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i);
+        let line_end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next);
+        let content = self.text[line_start..line_end].trim_end_matches(['\n', '\r']);
+        let (in_line, col) = match content.char_indices().nth(col) {
+            Some((i, _)) => (i, col),
+            None => (content.len(), content.chars().count()),
+        };
+        let offset = line_start + in_line;
         let tail = &self.text[offset..];
         let len = tail
             .char_indices()

@@ -16,6 +16,10 @@ use yaml::{Node, Value};
 /// Largest stack file accepted; real ones are a few KB.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
+/// Most environments a stack file may define. Each one is resolved and
+/// checked in full, so their number multiplies the work of validation.
+pub const MAX_ENVIRONMENTS: usize = 64;
+
 /// A stack resolved for one environment, ready for the template compiler.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -91,9 +95,22 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<StackFile, Report> {
     // break what the base had right) and the cross-field rules.
     // What only an environment gets wrong says which environment it is.
     let base = file.check_environment(None);
-    for env in file.environment_names() {
-        for mut d in file.check_environment(Some(&env)) {
-            if !base.contains(&d) && !diagnostics.contains(&d) {
+    let names = file.environment_names();
+    if let Some(extra) = names.get(MAX_ENVIRONMENTS)
+        && let Some(key) = file.root.lookup_key(["environments"], extra)
+    {
+        diagnostics.push(
+            Diagnostic::new(key.span, format!("more than {MAX_ENVIRONMENTS} environments"))
+                .with_hint("each environment is a separate deployment; split the file, or remove the ones not in use"),
+        );
+    }
+    // What the base or the document check reported already (a set: a file
+    // may have thousands of errors, each checked once per environment).
+    let seen: std::collections::HashSet<Diagnostic> =
+        base.iter().chain(&diagnostics).cloned().collect();
+    for env in names.iter().take(MAX_ENVIRONMENTS) {
+        for mut d in file.check_environment(Some(env)) {
+            if !seen.contains(&d) {
                 d.message = format!("{} (environment \"{env}\")", d.message);
                 diagnostics.push(d);
             }
@@ -164,10 +181,20 @@ impl StackFile {
 
     /// The base definition with an environment's overrides applied.
     fn merged(&self, env: Option<&str>) -> Node {
-        let mut base = self.root.clone();
-        if let Value::Map(entries) = &mut base.value {
-            entries.retain(|(k, _)| k.name != "environments");
-        }
+        // Copies all but `environments` (which may be most of the file).
+        let base = match &self.root.value {
+            Value::Map(entries) => Node {
+                span: self.root.span,
+                value: Value::Map(
+                    entries
+                        .iter()
+                        .filter(|(k, _)| k.name != "environments")
+                        .cloned()
+                        .collect(),
+                ),
+            },
+            _ => self.root.clone(),
+        };
         match env.and_then(|e| self.root.lookup(["environments", e])) {
             Some(overlay) => merge(base, overlay),
             None => base,

@@ -425,7 +425,12 @@ fn show(value: &Value) -> String {
         other => {
             let text = other.to_string();
             if text.len() > 40 {
-                format!("{}...", &text[..40])
+                // Cut on a character boundary: keys and strings may be any Unicode.
+                let cut = (0..=40)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                format!("{}...", &text[..cut])
             } else {
                 text
             }

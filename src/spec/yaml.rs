@@ -16,6 +16,10 @@ use super::diagnostic::{Diagnostic, SourceText, Span};
 pub const MAX_DEPTH: usize = 32;
 /// Most nodes a document may expand to, aliases included (stops alias bombs).
 pub const MAX_NODES: usize = 100_000;
+/// Most bytes of scalars and keys a document may expand to, aliases included
+/// (stops alias bombs of few nodes but long strings). Eight times the largest
+/// file: a file without aliases never comes near it.
+pub const MAX_EXPANDED_BYTES: usize = 8 * super::MAX_FILE_BYTES;
 
 /// One YAML node with where it stands in the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,12 +98,20 @@ impl Node {
         }
     }
 
-    /// How many nodes this subtree holds (charged against [`MAX_NODES`] when an alias copies it).
-    fn size(&self) -> usize {
-        1 + match &self.value {
-            Value::Seq(items) => items.iter().map(Node::size).sum(),
-            Value::Map(entries) => entries.iter().map(|(_, v)| 1 + v.size()).sum(),
-            _ => 0,
+    /// How many nodes and bytes of text this subtree holds (charged against
+    /// [`MAX_NODES`] and [`MAX_EXPANDED_BYTES`] when an alias copies it).
+    fn size(&self) -> (usize, usize) {
+        match &self.value {
+            Value::Seq(items) => items.iter().fold((1, 0), |(n, b), item| {
+                let (n2, b2) = item.size();
+                (n + n2, b + b2)
+            }),
+            Value::Map(entries) => entries.iter().fold((1, 0), |(n, b), (k, v)| {
+                let (n2, b2) = v.size();
+                (n + 1 + n2, b + k.name.len() + b2)
+            }),
+            Value::Str(s) => (1, s.len()),
+            _ => (1, 0),
         }
     }
 
@@ -139,6 +151,7 @@ pub fn parse(src: &SourceText) -> (Option<Node>, Vec<Diagnostic>) {
         stack: Vec::new(),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         diagnostics: Vec::new(),
         root: None,
         documents: 0,
@@ -175,6 +188,7 @@ struct Builder<'s> {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    bytes: usize,
     diagnostics: Vec<Diagnostic>,
     root: Option<Node>,
     documents: usize,
@@ -209,21 +223,22 @@ impl Builder<'_> {
             }
             Event::Alias(id) => {
                 let at = self.span(&span);
-                let node = self
+                let (nodes, bytes) = self
                     .anchors
                     .get(&id)
-                    .cloned()
+                    .map(Node::size)
                     .ok_or_else(|| Diagnostic::new(at, "alias to an unknown anchor"))?;
-                self.charge(node.size(), at)?;
+                // Charged before the copy is made, so a bomb stops before it allocates.
+                self.charge(nodes, bytes, at)?;
                 let node = Node {
                     span: at,
-                    value: node.value,
+                    value: self.anchors[&id].value.clone(),
                 };
                 self.push_node(node, at)
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let at = self.span(&span);
-                self.charge(1, at)?;
+                self.charge(1, text.len(), at)?;
                 let value = resolve_scalar(&text, style, tag.as_deref())
                     .map_err(|msg| Diagnostic::new(at, msg))?;
                 let node = Node { span: at, value };
@@ -297,7 +312,7 @@ impl Builder<'_> {
                 ),
             );
         }
-        self.charge(1, at)?;
+        self.charge(1, 0, at)?;
         self.stack.push(if is_map {
             Frame::Map {
                 span: at,
@@ -316,12 +331,25 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Counts nodes created, aliases included, so that an alias bomb stops early.
-    fn charge(&mut self, nodes: usize, at: Span) -> Result<(), Diagnostic> {
+    /// Counts nodes and bytes created, aliases included, so that an alias bomb stops early.
+    fn charge(&mut self, nodes: usize, bytes: usize, at: Span) -> Result<(), Diagnostic> {
         self.nodes = self.nodes.saturating_add(nodes);
+        self.bytes = self.bytes.saturating_add(bytes);
         if self.nodes > MAX_NODES {
             return Err(Diagnostic::new(at, format!("the document expands to more than {MAX_NODES} nodes"))
                 .with_hint("aliases (`*name`) that copy large anchors multiply quickly; a stack file needs a few hundred nodes"));
+        }
+        if self.bytes > MAX_EXPANDED_BYTES {
+            return Err(Diagnostic::new(
+                at,
+                format!(
+                    "the document expands to more than {} MiB of text",
+                    MAX_EXPANDED_BYTES >> 20
+                ),
+            )
+            .with_hint(
+                "aliases (`*name`) copy their anchor's text each time; a stack file is a few KB",
+            ));
         }
         Ok(())
     }

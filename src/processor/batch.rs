@@ -163,12 +163,16 @@ pub fn tweet_item(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Map<String, V
         item.insert(shape.partition_key.clone(), id);
     }
     if let Some((attribute, days)) = &shape.ttl {
-        item.insert(
-            attribute.clone(),
-            Value::from(now_s + i64::from(*days) * 86_400),
-        );
+        item.insert(attribute.clone(), Value::from(expiry(now_s, *days)));
     }
     item
+}
+
+/// `days` after `now_s`, in Unix seconds; saturating, so that no clock or
+/// TTL setting can overflow (a panic in a debug build, a date in the past in
+/// a release build).
+fn expiry(now_s: i64, days: u32) -> i64 {
+    now_s.saturating_add(i64::from(days) * 86_400)
 }
 
 /// The minute a tweet counts in: its creation minute (`2021-09-20T03:54`),
@@ -205,7 +209,7 @@ pub fn aggregate_pk(dimension: &str, minute: &str) -> String {
 
 fn aggregate_items(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Vec<Map<String, Value>> {
     let minute = minute_of(tweet, now_s);
-    let expires = now_s + i64::from(shape.aggregates_ttl_days) * 86_400;
+    let expires = expiry(now_s, shape.aggregates_ttl_days);
     let mut values: Vec<(&str, String)> = tweet
         .hashtags
         .iter()

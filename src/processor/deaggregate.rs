@@ -31,6 +31,12 @@
 //!   sub-sequence number always points into the same list.
 //! * A key table entry that is not UTF-8: protobuf-java lets it through as
 //!   replacement characters; prost refuses it, so the record passes through.
+//! * An aggregate whose user records' keys, copied out one per user record,
+//!   would total more than 4 times the record's size (or 1 MiB when that is
+//!   more) passes through as well. The KCL copies them regardless, so one
+//!   1 MiB record with a 500 KB key shared by 80,000 empty user records
+//!   would take 40 GB; a real KPL aggregate (keys of at most 256 characters)
+//!   never comes near the limit.
 //! * The KCL also drops an aggregate any of whose user records hashes outside
 //!   the shard's hash-key range (a leftover of resharding). That needs the
 //!   shard's range, which this pure module does not have; the caller can do
@@ -64,6 +70,14 @@ pub const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 
 /// Length of the MD5 digest that closes every KPL aggregated record.
 const DIGEST_LEN: usize = 16;
+
+/// Each user record gets its own copy of its partition key and explicit hash
+/// key; together these copies may total at most this many times the Kinesis
+/// record's size, or [`MIN_KEY_BYTES`], whichever is more. Keys of the KPL are
+/// at most 256 characters, so a real aggregate stays far below: only a
+/// hand-made one (one long key shared by thousands of empty records) reaches it.
+const KEY_BYTES_PER_RECORD_BYTE: usize = 4;
+const MIN_KEY_BYTES: usize = 1 << 20;
 
 /// One user record: either a whole Kinesis record that was not an aggregate
 /// (borrowed, `sub_sequence` is `None`) or one taken out of an aggregate
@@ -123,7 +137,9 @@ pub fn deaggregate<'a>(partition_key: &'a str, data: &'a [u8]) -> Vec<UserRecord
 /// under its first user record's partition key and only aggregates user
 /// records bound for the same shard: a KCL consumer drops an aggregate any of
 /// whose user records hashes outside the shard it was read from. An empty
-/// slice gives a valid aggregate of no user records.
+/// slice gives the magic and the digest of an empty protobuf, which
+/// [`deaggregate`] (like the KCL) does not take for an aggregate: it comes
+/// back as one user record of those 20 bytes, so do not send one.
 pub fn aggregate<K: AsRef<str>, D: AsRef<[u8]>>(records: &[(K, D)]) -> Vec<u8> {
     let mut key_index: HashMap<&str, u64> = HashMap::new();
     let mut message = AggregatedRecord::default();
@@ -166,8 +182,16 @@ fn decode_aggregate(data: &[u8]) -> Option<Vec<UserRecord<'static>>> {
         records,
     } = AggregatedRecord::decode(message).ok()?;
 
-    let lookup = |table: &[String], index: u64| -> Option<String> {
-        table.get(usize::try_from(index).ok()?).cloned()
+    // Keys are copied only while within budget, so that the copies stay
+    // proportionate to the record (see the module docs).
+    let mut key_budget = data
+        .len()
+        .saturating_mul(KEY_BYTES_PER_RECORD_BYTE)
+        .max(MIN_KEY_BYTES);
+    let mut lookup = |table: &[String], index: u64| -> Option<String> {
+        let key = table.get(usize::try_from(index).ok()?)?;
+        key_budget = key_budget.checked_sub(key.len())?;
+        Some(key.clone())
     };
     let mut out = Vec::with_capacity(records.len());
     for (sub_sequence, record) in (0u64..).zip(records) {

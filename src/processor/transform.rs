@@ -711,7 +711,7 @@ fn dedup_hashtags<'s>(tags: impl Iterator<Item = &'s str>) -> Vec<String> {
             continue;
         }
         let duplicate = match &mut seen {
-            Some(set) => !set.insert(tag.to_lowercase()),
+            Some(set) => !set.insert(fold_case(tag)),
             None => out.iter().any(|t| eq_ignore_case(t, tag)),
         };
         if duplicate {
@@ -719,10 +719,18 @@ fn dedup_hashtags<'s>(tags: impl Iterator<Item = &'s str>) -> Vec<String> {
         }
         out.push(tag.to_owned());
         if seen.is_none() && out.len() > LINEAR_MAX {
-            seen = Some(out.iter().map(|t| t.to_lowercase()).collect());
+            seen = Some(out.iter().map(|t| fold_case(t)).collect());
         }
     }
     out
+}
+
+/// The key of a hashtag in the set: lowercased char by char, as
+/// [`eq_ignore_case`] compares (`str::to_lowercase` would turn a final `Σ`
+/// into `ς`, so `aΣ` and `aσ` would be one tag in a short list and two in a
+/// long one).
+fn fold_case(tag: &str) -> String {
+    tag.chars().flat_map(char::to_lowercase).collect()
 }
 
 fn eq_ignore_case(a: &str, b: &str) -> bool {

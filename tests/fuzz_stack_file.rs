@@ -217,6 +217,9 @@ const SCALARS: &[&str] = &[
     "0x7fffffffffffffff",
     "0o777",
     "1.5",
+    "2.0",
+    "1e1",
+    "1e19",
     "\"\"",
     "'quoted'",
     "\"a\\u0000b\"",
@@ -751,4 +754,33 @@ fn invalid_utf8_is_located_at_its_byte() {
         assert_eq!(errs.len(), 1);
         assert!(errs[0].starts_with(at), "{errs:?}");
     }
+}
+
+#[test]
+fn a_valid_file_always_resolves_whatever_its_numbers() {
+    // Floats without a fraction, integers too large for any field: the
+    // loader either reads them as integers or says where they are, but never
+    // passes a file that then cannot be resolved.
+    for value in [
+        "2.0",
+        "5e0",
+        "1e3",
+        "-0.0",
+        "1e19",
+        "99999999999999999999",
+        "1e300",
+    ] {
+        for key in ["stream: { shards: ", "alarms: { iterator_age_s: "] {
+            let text = format!("name: tweets\nregion: us-east-1\n{key}{value} }}\n");
+            if let Ok(file) = check_located(text.as_bytes()) {
+                resolve_all(&file);
+            }
+        }
+    }
+    let file =
+        check_located(b"name: tweets\nregion: us-east-1\nstream: { shards: 2.0 }\n").unwrap();
+    assert_eq!(file.resolve(None).unwrap().stack.stream.shard_count(), 2);
+    let errs = errors(b"name: tweets\nregion: us-east-1\nalarms: { iterator_age_s: 1e300 }\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("3:27 `iterator_age_s`"), "{errs:?}");
 }

@@ -214,8 +214,26 @@ impl StackFile {
             obj.entry("name").or_insert_with(|| "xxx".into());
             obj.entry("region").or_insert_with(|| "us-east-1".into());
         }
-        if let Ok(stack) = serde_json::from_value::<Stack>(pruned) {
-            diagnostics.extend(rules::check(&stack, env, &merged));
+        match serde_path_to_error::deserialize::<_, Stack>(pruned) {
+            Ok(stack) => diagnostics.extend(rules::check(&stack, env, &merged)),
+            // What the schema lets through but the model cannot hold (an
+            // integer too large for its field): located here, so that a file
+            // that validates always resolves.
+            Err(e) if diagnostics.is_empty() => {
+                let path = e.path().to_string();
+                let segments: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
+                let at = merged
+                    .lookup(segments.iter().copied())
+                    .map_or(merged.span, |n| n.span);
+                let field = segments.last().copied().unwrap_or("the stack");
+                diagnostics.push(
+                    Diagnostic::new(at, format!("`{field}` cannot be read: {}", e.inner()))
+                        .with_hint(
+                            "integers in a stack file are small; check the value's type and size",
+                        ),
+                );
+            }
+            Err(_) => {}
         }
         diagnostics
     }

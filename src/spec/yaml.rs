@@ -86,6 +86,16 @@ impl Node {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
+            // A number without a fraction is an integer, as JSON Schema
+            // counts it: `shards: 2.0` or `1e3` is read as the integer it is.
+            Value::Float(f)
+                if f.fract() == 0.0 && (-(2f64.powi(63))..2f64.powi(63)).contains(f) =>
+            {
+                J::from(*f as i64)
+            }
+            Value::Float(f) if f.fract() == 0.0 && (0.0..2f64.powi(64)).contains(f) => {
+                J::from(*f as u64)
+            }
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
@@ -223,11 +233,10 @@ impl Builder<'_> {
             }
             Event::Alias(id) => {
                 let at = self.span(&span);
-                let (nodes, bytes) = self
-                    .anchors
-                    .get(&id)
-                    .map(Node::size)
-                    .ok_or_else(|| Diagnostic::new(at, "alias to an unknown anchor"))?;
+                let (nodes, bytes) = self.anchors.get(&id).map(Node::size).ok_or_else(|| {
+                    Diagnostic::new(at, "alias to an unknown anchor")
+                        .with_hint("an alias (`*name`) must come after its anchor (`&name`)")
+                })?;
                 // Charged before the copy is made, so a bomb stops before it allocates.
                 self.charge(nodes, bytes, at)?;
                 let node = Node {
@@ -239,8 +248,16 @@ impl Builder<'_> {
             Event::Scalar(text, style, anchor, tag) => {
                 let at = self.span(&span);
                 self.charge(1, text.len(), at)?;
-                let value = resolve_scalar(&text, style, tag.as_deref())
-                    .map_err(|msg| Diagnostic::new(at, msg))?;
+                if let Some(tag) = tag.as_deref()
+                    && !tag.is_yaml_core_schema()
+                {
+                    return Err(unsupported_tag(at, tag));
+                }
+                let value = resolve_scalar(&text, style, tag.as_deref()).map_err(|msg| {
+                    Diagnostic::new(at, msg).with_hint(
+                        "a `!!` tag forces a type; remove it and write the value plainly",
+                    )
+                })?;
                 let node = Node { span: at, value };
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
@@ -300,10 +317,7 @@ impl Builder<'_> {
             return Err(unsupported_tag(at, tag));
         }
         if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
-            return Err(Diagnostic::new(
-                at,
-                "a mapping key must be a plain string, not a list or mapping",
-            ));
+            return Err(key_not_a_string(at));
         }
         if self.stack.len() >= MAX_DEPTH {
             return Err(
@@ -385,10 +399,7 @@ impl Builder<'_> {
                         Value::Int(i) => i.to_string(),
                         Value::Float(f) => f.to_string(),
                         Value::Seq(_) | Value::Map(_) => {
-                            return Err(Diagnostic::new(
-                                at,
-                                "a mapping key must be a plain string, not a list or mapping",
-                            ));
+                            return Err(key_not_a_string(at));
                         }
                     };
                     *pending = Some(Key { name, span: at });
@@ -397,6 +408,14 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+fn key_not_a_string(at: Span) -> Diagnostic {
+    Diagnostic::new(
+        at,
+        "a mapping key must be a plain string, not a list or mapping",
+    )
+    .with_hint("write the key as a word (`tags:`); a `[` or `{` at the start of a line opens a list or mapping")
 }
 
 fn unsupported_tag(at: Span, tag: &Tag) -> Diagnostic {
@@ -497,7 +516,7 @@ mod tests {
         let json = root.unwrap().to_json();
         assert_eq!(
             json,
-            serde_json::json!({"a": 1, "b": "1", "c": true, "d": "yes", "e": 1.5, "f": null, "g": -3, "h": 1000.0})
+            serde_json::json!({"a": 1, "b": "1", "c": true, "d": "yes", "e": 1.5, "f": null, "g": -3, "h": 1000})
         );
     }
 

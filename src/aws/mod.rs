@@ -3,15 +3,25 @@
 //! default credential chain. The local emulator is reached the same way as
 //! AWS: there is no code path of its own.
 
+mod calls;
 mod error;
 
+pub use calls::{CallStats, call_stats};
 pub use error::{AwsError, ResultExt, service_code};
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use clap::Args;
 
+use self::calls::CallCounter;
+
+/// The SDK's own connect timeout, kept when the attempt timeout is set.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
 /// Where and as whom to call AWS.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AwsArgs {
     /// Named profile from the shared AWS config files.
     #[arg(long, global = true, env = "AWS_PROFILE")]
@@ -22,6 +32,11 @@ pub struct AwsArgs {
     /// Endpoint of every service (the SDK's AWS_ENDPOINT_URL works too).
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
+    /// Longest wait for one attempt at an AWS call before it is abandoned
+    /// and retried (a slow or silent endpoint must not hang the processor).
+    #[arg(long, global = true, env = "STREAMSTACK_CALL_TIMEOUT", value_name = "DURATION",
+          default_value = "30s", value_parser = humantime::parse_duration)]
+    pub call_timeout: Duration,
 }
 
 /// The clients of every service the tool calls, made once from one
@@ -60,8 +75,14 @@ impl Aws {
             .region
             .clone()
             .unwrap_or_else(|| stack_region.to_string());
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(args.call_timeout)
+                    .build(),
+            );
         if let Some(profile) = &args.profile {
             loader = loader.profile_name(profile);
         }
@@ -71,24 +92,35 @@ impl Aws {
         Self::from_config(&loader.load().await)
     }
 
+    /// Clients for `config`, each counting its calls and retries ([`call_stats`]).
     pub fn from_config(config: &SdkConfig) -> Self {
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config)
+                        .interceptor(CallCounter)
+                        .build(),
+                )
+            };
+        }
         // S3-compatible endpoints (MinIO, local emulators, VPC endpoints
         // without private DNS) need path-style addressing; AWS's own
         // endpoint takes virtual-hosted style, the SDK default.
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(config.endpoint_url().is_some())
+            .interceptor(CallCounter)
             .build();
         Self {
             region: config.region().map(ToString::to_string).unwrap_or_default(),
             endpoint_url: config.endpoint_url().map(str::to_string),
-            cloudformation: aws_sdk_cloudformation::Client::new(config),
+            cloudformation: client!(aws_sdk_cloudformation),
             s3: aws_sdk_s3::Client::from_conf(s3),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            kinesis: aws_sdk_kinesis::Client::new(config),
-            firehose: aws_sdk_firehose::Client::new(config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            kms: aws_sdk_kms::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
+            dynamodb: client!(aws_sdk_dynamodb),
+            kinesis: client!(aws_sdk_kinesis),
+            firehose: client!(aws_sdk_firehose),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            kms: client!(aws_sdk_kms),
+            ssm: client!(aws_sdk_ssm),
         }
     }
 

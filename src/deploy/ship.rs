@@ -84,6 +84,13 @@ async fn put(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), Aw
         .bucket(bucket)
         .key(key)
         .body(ByteStream::from(body))
+        // A binary of tens of MB on a slow uplink outlasts the per-attempt
+        // timeout meant for the processor's small calls.
+        .customize()
+        .config_override(
+            aws_sdk_s3::config::Builder::default()
+                .timeout_config(aws_config::timeout::TimeoutConfig::disabled()),
+        )
         .send()
         .await
         .aws(format!("uploading s3://{bucket}/{key}"))?;

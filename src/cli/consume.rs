@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, load, pipeline, shutdown_signal, with_aws};
+use super::{Cli, Exit, Output, StackArgs, calls_line, load, pipeline, shutdown_signal, with_aws};
+use crate::aws::call_stats;
 use crate::processor::consumer::{self, WorkerConfig, lease::LeaseTable, shard::ReaderContext};
 use crate::processor::metrics::{self, ConsumerMetrics};
 use crate::processor::sink::{Sink, SinkTargets};
@@ -18,7 +19,8 @@ pub struct ConsumeArgs {
     #[command(flatten)]
     pub stack: StackArgs,
     /// Stop (gracefully) once nothing new has arrived for this many seconds
-    /// and every shard held is read to its tip; for batch runs and CI.
+    /// and every open shard is read to its tip (by this worker or another
+    /// live one); for batch runs and CI.
     #[arg(long, value_name = "SECONDS")]
     pub exit_when_idle: Option<u64>,
     /// Seconds between progress lines and CloudWatch publications.
@@ -105,7 +107,12 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
                 loop {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     let now = metrics.snapshot();
-                    if now.records_in != last.0 || now.millis_behind_latest > 0 {
+                    // Idle: nothing new for a while, and every open shard is
+                    // read to its tip, by us or by another live worker (a
+                    // reader backing off after errors, or a lease lost and
+                    // not yet taken back, is not idle).
+                    let unsettled = metrics.unsettled.load(std::sync::atomic::Ordering::Relaxed);
+                    if now.records_in != last.0 || now.millis_behind_latest > 0 || unsettled > 0 {
                         last = (now.records_in, tokio::time::Instant::now());
                     } else if last.1.elapsed() >= Duration::from_secs(idle)
                         && started.elapsed() >= settle
@@ -134,8 +141,13 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
         reporter_cancel.cancel();
         let _ = reporter.await;
         let snapshot = metrics.snapshot();
+        let calls = call_stats();
+        eprintln!("consume: {}", calls_line(calls));
         if cli.output == Output::Json {
-            println!("{}", json!({ "worker": worker, "metrics": snapshot }));
+            println!(
+                "{}",
+                json!({ "worker": worker, "metrics": snapshot, "aws_calls": calls })
+            );
         }
         match result {
             Ok(()) => Exit::Ok,

@@ -282,6 +282,14 @@ async fn pipeline(aws: &Aws, resolved: &Resolved) -> Result<Pipeline, Exit> {
     })
 }
 
+/// What the SDK had to retry, for a run's closing lines.
+fn calls_line(calls: crate::aws::CallStats) -> String {
+    format!(
+        "{} AWS calls, {} of their attempts retried (throttling, 5xx, timeouts, dropped connections)",
+        calls.calls, calls.sdk_retries
+    )
+}
+
 /// Cancelled on Ctrl-C or SIGTERM (systemd's stop), for graceful shutdown.
 fn shutdown_signal() -> tokio_util::sync::CancellationToken {
     let token = tokio_util::sync::CancellationToken::new();

@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, load, shutdown_signal, with_aws};
+use super::{Cli, Exit, Output, StackArgs, calls_line, load, shutdown_signal, with_aws};
+use crate::aws::call_stats;
 use crate::processor::producer::{self, ProducerConfig, ProducerStats};
 use crate::processor::source::replay::{self, ReplayConfig};
 use crate::processor::source::synthetic::{self, SyntheticConfig};
@@ -141,9 +142,12 @@ pub fn run(args: &ProduceArgs, cli: &Cli) -> Exit {
         match cli.output {
             Output::Json => println!(
                 "{}",
-                json!({ "stream": names.stream, "producer": snapshot })
+                json!({ "stream": names.stream, "producer": snapshot, "aws_calls": call_stats() })
             ),
-            Output::Text => eprintln!("{}", snapshot.line()),
+            Output::Text => {
+                eprintln!("{}", snapshot.line());
+                eprintln!("produce: {}", calls_line(call_stats()));
+            }
         }
         if let Err(e) = source_result {
             eprintln!("error: {e}");

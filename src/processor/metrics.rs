@@ -3,7 +3,7 @@
 //! batched PutMetricData a period) under the stack's dimension, where the
 //! stack's alarms and dashboard read them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -32,6 +32,12 @@ pub struct ConsumerMetrics {
     batch_latency_ms_max: AtomicU64,
     /// Milliseconds behind the tip, per shard (the latest GetRecords says).
     behind: Mutex<HashMap<String, i64>>,
+    /// Shards whose reader's latest GetRecords found nothing new.
+    at_tip: Mutex<HashSet<String>>,
+    /// Open shards not known to be read to their tip: unread (free, expired,
+    /// or ours without a reader) or read by us and not caught up. Set by
+    /// each lease pass; `u64::MAX` while a pass has not completed.
+    pub unsettled: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -70,6 +76,22 @@ impl ConsumerMetrics {
     /// A shard no longer read by this process stops counting towards lag.
     pub fn forget_shard(&self, shard: &str) {
         self.behind.lock().expect("metrics lock").remove(shard);
+        self.at_tip(shard, false);
+    }
+
+    /// Whether the reader of `shard` has caught up with the tip (its latest
+    /// read found nothing new) or not (it got records, or an error).
+    pub fn at_tip(&self, shard: &str, caught_up: bool) {
+        let mut at_tip = self.at_tip.lock().expect("metrics lock");
+        if caught_up {
+            at_tip.insert(shard.to_string());
+        } else {
+            at_tip.remove(shard);
+        }
+    }
+
+    pub fn is_at_tip(&self, shard: &str) -> bool {
+        self.at_tip.lock().expect("metrics lock").contains(shard)
     }
 
     pub fn snapshot(&self) -> ConsumerSnapshot {

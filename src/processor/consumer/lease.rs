@@ -193,11 +193,12 @@ impl LeaseTable {
             .expression_attribute_values(":seen", n(lease.counter))
             .send()
             .await;
-        conditional(
+        let taken = conditional(
             result,
             next,
             format!("taking the lease of shard {}", lease.shard_id),
-        )
+        )?;
+        self.confirm(&lease.shard_id, next, taken).await
     }
 
     /// Renews a lease held with `counter`; the new counter, or None when it was lost.
@@ -217,11 +218,30 @@ impl LeaseTable {
             .expression_attribute_values(":held", n(counter))
             .send()
             .await;
-        conditional(
+        let renewed = conditional(
             result,
             next,
             format!("renewing the lease of shard {shard_id}"),
-        )
+        )?;
+        self.confirm(shard_id, next, renewed).await
+    }
+
+    /// A conditional write that failed may have been this worker's own,
+    /// retried: the first attempt was applied but its reply was lost (a
+    /// 5xx, a timeout, a reset), so the retry finds the counter moved. The
+    /// lease is still ours if the table shows us as owner at `next`.
+    async fn confirm(
+        &self,
+        shard_id: &str,
+        next: u64,
+        outcome: Option<u64>,
+    ) -> Result<Option<u64>, AwsError> {
+        if outcome.is_some() {
+            return Ok(outcome);
+        }
+        Ok(self.get(shard_id).await?.and_then(|l| {
+            (l.owner.as_deref() == Some(self.worker.as_str()) && l.counter == next).then_some(next)
+        }))
     }
 
     /// Records that everything up to `sequence` is stored; false when the

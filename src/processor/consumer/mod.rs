@@ -11,6 +11,7 @@ pub mod shard;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -80,11 +81,15 @@ pub fn choose(
 ) -> Choice {
     let by_shard: HashMap<&str, &Lease> = leases.iter().map(|l| (l.shard_id.as_str(), l)).collect();
     let readable: Vec<&Lease> = leases.iter().filter(|l| eligible(l, &by_shard)).collect();
-    let alive = |l: &Lease| l.owner.is_some() && !expired.contains(&l.shard_id);
+    // A lease the table says is ours but no reader of ours holds (a renewal
+    // whose outcome was lost, a release that failed) is as good as free.
+    let alive = |l: &Lease| {
+        l.owner.is_some() && l.owner.as_deref() != Some(me) && !expired.contains(&l.shard_id)
+    };
     let mut per_owner: BTreeMap<&str, usize> = BTreeMap::new();
     per_owner.insert(me, held.len());
     for l in &readable {
-        if alive(l) && l.owner.as_deref() != Some(me) {
+        if alive(l) {
             *per_owner
                 .entry(l.owner.as_deref().expect("alive has an owner"))
                 .or_default() += 1;
@@ -221,6 +226,8 @@ async fn lease_pass(
     seen: &mut HashMap<String, (u64, Instant)>,
     cancel: &CancellationToken,
 ) -> Result<(), AwsError> {
+    // Unknown until this pass completes (an idle check must not trust it).
+    ctx.metrics.unsettled.store(u64::MAX, Relaxed);
     // Readers that ended: a finished shard is released (its children wait for it).
     let ended: Vec<String> = held
         .iter()
@@ -313,6 +320,19 @@ async fn lease_pass(
             },
         );
     }
+    let by_shard: HashMap<&str, &Lease> = leases.iter().map(|l| (l.shard_id.as_str(), l)).collect();
+    let unsettled = leases
+        .iter()
+        .filter(|l| eligible(l, &by_shard))
+        .filter(|l| {
+            let read_by_another =
+                l.owner.as_deref().is_some_and(|o| o != me) && !expired.contains(&l.shard_id);
+            let read_to_tip_by_us =
+                held.contains_key(&l.shard_id) && ctx.metrics.is_at_tip(&l.shard_id);
+            !(read_by_another || read_to_tip_by_us)
+        })
+        .count();
+    ctx.metrics.unsettled.store(unsettled as u64, Relaxed);
     Ok(())
 }
 
@@ -407,6 +427,17 @@ mod tests {
         // A parent gone from the table (past retention) does not block.
         let c = choose(&[child], &HashSet::new(), "me", &HashSet::new());
         assert_eq!(ids(&c.take), ["c"]);
+    }
+
+    #[test]
+    fn a_lease_owned_by_me_but_not_held_is_taken_back() {
+        // A renewal applied upstream whose reply was lost leaves the table
+        // naming this worker while it holds no reader for the shard.
+        let leases = [lease("a", Some("me")), lease("b", Some("me"))];
+        let held = HashSet::from(["b".to_string()]);
+        let c = choose(&leases, &HashSet::new(), "me", &held);
+        assert_eq!(ids(&c.take), ["a"]);
+        assert_eq!(c.steal, None);
     }
 
     #[test]

@@ -148,6 +148,7 @@ pub async fn read(
             let out = match answer {
                 Ok(out) => out,
                 Err(e) => {
+                    ctx.metrics.at_tip(&shard, false);
                     let code = service_code(&e).map(str::to_string);
                     if code.as_deref() == Some("ExpiredIteratorException") {
                         // Iterators live five minutes: start again from the checkpoint.
@@ -169,6 +170,10 @@ pub async fn read(
                 ctx.metrics.behind(&shard, behind);
             }
             let records = out.records();
+            ctx.metrics.at_tip(
+                &shard,
+                records.is_empty() && out.millis_behind_latest().unwrap_or(0) == 0,
+            );
             // A GetRecords answer holds up to 10,000 records: stored and
             // checkpointed a slice at a time, memory stays bounded and a
             // shutdown waits for one slice, not for the whole answer.
@@ -195,6 +200,7 @@ pub async fn read(
                 // store is retried as a whole (its writes are idempotent).
                 let mut store_errors = retry_delays();
                 while let Err(e) = ctx.sink.store(&plan).await {
+                    ctx.metrics.at_tip(&shard, false);
                     ctx.metrics.store_retries.fetch_add(1, Relaxed);
                     eprintln!("consume: storing a batch of shard {shard} failed: {e}; retrying");
                     if pause(store_errors.next().unwrap_or(MIN_CALL_INTERVAL), &cancel).await {

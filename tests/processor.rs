@@ -8,72 +8,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use streamstack::aws::Aws;
 use streamstack::processor::batch::{self, InRecord, ItemShape};
-use support::{aws, stack_copy, streamstack, streamstack_std};
-
-async fn scan_all(
-    aws: &Aws,
-    table: &str,
-) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = aws
-            .dynamodb()
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        items.extend(out.items().iter().cloned());
-        start = out.last_evaluated_key().cloned();
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
-fn s(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> String {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
-}
-
-async fn keys_under(aws: &Aws, bucket: &str, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut pages = aws
-        .s3()
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        keys.extend(
-            page.unwrap()
-                .contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-    }
-    keys
-}
-
-fn json_out(out: &std::process::Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap_or_else(|| {
-        panic!(
-            "no stdout; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    serde_json::from_str(last).unwrap()
-}
+use support::{
+    Deployed, deployed, json_out, keys_under, s, scan_all, streamstack, streamstack_std,
+};
 
 fn consume_until_idle(file: &str) -> serde_json::Value {
     let out = streamstack()
@@ -123,31 +62,6 @@ fn top_all(file: &str) -> BTreeMap<String, u64> {
             )
         })
         .collect()
-}
-
-/// A copy of the shipped stack, deployed on the emulator without its local
-/// processor (the tests run their own consumers).
-struct Deployed {
-    copy: support::StackCopy,
-    file: String,
-    stack: String,
-    aws: Aws,
-}
-
-async fn deployed(edit: impl Fn(String) -> String) -> Deployed {
-    let copy = stack_copy("tweets.yaml", edit);
-    let file = copy.path.to_str().unwrap().to_string();
-    let stack = format!("{}-local", copy.name);
-    streamstack()
-        .args(["up", &file, "-e", "local", "--no-processor"])
-        .assert()
-        .success();
-    Deployed {
-        copy,
-        file,
-        stack,
-        aws: aws().await,
-    }
 }
 
 const INJECTED: [&[u8]; 4] = [

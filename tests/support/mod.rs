@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::Credentials;
 use streamstack::aws::Aws;
 
@@ -79,4 +80,95 @@ pub fn stack_copy(shipped: &str, edit: impl Fn(String) -> String) -> StackCopy {
     let path = dir.path().join(shipped);
     std::fs::write(&path, text).unwrap();
     StackCopy { dir, path, name }
+}
+
+/// Every item of a table (consistent reads, every page).
+pub async fn scan_all(
+    aws: &Aws,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = aws
+            .dynamodb()
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(out.items().iter().cloned());
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// A string attribute of an item ("" when missing).
+pub fn s(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> String {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every object key under a prefix.
+pub async fn keys_under(aws: &Aws, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    keys
+}
+
+/// The last stdout line of a `--output json` run, parsed.
+pub fn json_out(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no stdout; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    serde_json::from_str(last).unwrap()
+}
+
+/// A copy of the shipped stack, deployed on the emulator without its local
+/// processor (the tests run their own consumers).
+pub struct Deployed {
+    pub copy: StackCopy,
+    pub file: String,
+    pub stack: String,
+    pub aws: Aws,
+}
+
+pub async fn deployed(edit: impl Fn(String) -> String) -> Deployed {
+    let copy = stack_copy("tweets.yaml", edit);
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    streamstack()
+        .args(["up", &file, "-e", "local", "--no-processor"])
+        .assert()
+        .success();
+    Deployed {
+        copy,
+        file,
+        stack,
+        aws: aws().await,
+    }
 }

@@ -1,0 +1,406 @@
+//! Reliability, against the local emulator: what the processor does when
+//! AWS misbehaves and when it is killed.
+//!
+//! - Faults: `scripts/fault_proxy.py` sits between the processor and the
+//!   emulator and fails 5% of the calls of every kind the way AWS fails
+//!   (throttling, partial PutRecords failures, UnprocessedItems, 500/503
+//!   with and without the work done, replies slower than the client's
+//!   timeout, connection resets). 20,000 tweets go through; the table must
+//!   hold each exactly once and the aggregates count each once.
+//! - Crashes: the consumer is killed with SIGKILL at random moments while
+//!   tweets arrive, and restarted each time.
+//!
+//! Every count is checked with the SDK against what the input holds (the
+//! synthetic source is deterministic), not with the processor's own word.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use streamstack::processor::batch::{self, BatchPlan, InRecord, ItemShape};
+use streamstack::processor::source::synthetic;
+use support::{Deployed, deployed, endpoint, json_out, keys_under, s, scan_all, streamstack_std};
+
+/// The synthetic source's default seed (`produce --seed`).
+const SYNTHETIC_SEED: u64 = 1;
+
+/// What the table and the aggregates must hold once `count` synthetic
+/// tweets from `first_id` are processed, from the pure transform.
+fn expected(first_id: u64, count: u64) -> BatchPlan {
+    let records: Vec<_> = (0..count)
+        .map(|n| synthetic::tweet(SYNTHETIC_SEED, first_id, n))
+        .collect();
+    let inputs: Vec<InRecord<'_>> = records
+        .iter()
+        .map(|r| InRecord {
+            shard_id: "s",
+            sequence_number: "1",
+            partition_key: &r.partition_key,
+            data: &r.data,
+        })
+        .collect();
+    batch::plan(&inputs, &ItemShape::default(), 0)
+}
+
+/// Checks the stored data against the plan: each tweet once, each
+/// aggregate membership once, no dead letter.
+async fn assert_stored_exactly(d: &Deployed, want: &BatchPlan) {
+    let items = scan_all(&d.aws, &format!("{}-tweets", d.stack)).await;
+    let ids: HashSet<String> = items.iter().map(|i| s(i, "tweet_id")).collect();
+    let want_ids: HashSet<String> = want.tweets.keys().cloned().collect();
+    assert_eq!(items.len(), want.tweets.len(), "tweet items");
+    assert_eq!(ids.len(), want_ids.len());
+    assert!(
+        ids == want_ids,
+        "the stored tweet ids differ from the input's"
+    );
+
+    let aggregates = scan_all(&d.aws, &format!("{}-aggregates", d.stack)).await;
+    let stored: BTreeSet<(String, String)> = aggregates
+        .iter()
+        .map(|i| (s(i, "pk"), s(i, "sk")))
+        .collect();
+    let want_aggregates: BTreeSet<(String, String)> = want.aggregates.keys().cloned().collect();
+    assert_eq!(aggregates.len(), want_aggregates.len(), "aggregate items");
+    assert!(
+        stored == want_aggregates,
+        "the aggregate memberships differ from the input's"
+    );
+
+    let bucket = format!("{}-archive-123456789012-us-east-1", d.stack);
+    let dead = keys_under(&d.aws, &bucket, "dead-letters/").await;
+    assert!(
+        dead.is_empty(),
+        "well-formed tweets were dead-lettered: {dead:?}"
+    );
+}
+
+/// `scripts/fault_proxy.py` in front of the emulator.
+struct FaultProxy {
+    child: Child,
+    url: String,
+    stats: PathBuf,
+}
+
+impl FaultProxy {
+    fn start(seed: u64, rate: f64, dir: &Path) -> Self {
+        let stats = dir.join(format!("fault-proxy-{seed}.json"));
+        let mut child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/fault_proxy.py"
+            ))
+            .args(["--upstream", &endpoint()])
+            .args(["--rate", &rate.to_string(), "--seed", &seed.to_string()])
+            // Past the processor's 1 s call timeout set below.
+            .args(["--slow-seconds", "2"])
+            .arg("--stats-file")
+            .arg(&stats)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the fault proxy");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("fault-proxy: listening on ")
+            .unwrap_or_else(|| panic!("the fault proxy did not start: {line:?}"))
+            .to_string();
+        Self { child, url, stats }
+    }
+
+    /// The processor, pointed at the proxy, abandoning an attempt after 1 s.
+    fn streamstack(&self) -> Command {
+        let mut cmd = streamstack_std();
+        cmd.env("AWS_ENDPOINT_URL", &self.url)
+            .env("STREAMSTACK_CALL_TIMEOUT", "1s");
+        cmd
+    }
+
+    /// Stops the proxy and returns its counts.
+    fn stop(mut self) -> Value {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&self.stats).unwrap()).unwrap()
+    }
+}
+
+fn count(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> (Value, String) {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{what} failed:\n{stderr}");
+    (json_out(&out), stderr)
+}
+
+/// Faults and retries of one process, for the report below.
+fn fault_summary(who: &str, stats: &Value) {
+    eprintln!(
+        "{who}: {} calls through the proxy, {} faults {}",
+        stats["total_calls"], stats["total_faults"], stats["faults_by_kind"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice() {
+    const TWEETS: u64 = 20_000;
+    const FIRST_ID: u64 = 7_000_000;
+    let d = deployed(|t| t).await;
+    let want = expected(FIRST_ID, TWEETS);
+    let dir = d.copy.dir.path().to_path_buf();
+    // One proxy a process, so each process's retries can be set against the faults it met.
+    let producer_proxy = FaultProxy::start(66, 0.05, &dir);
+    let consumer_proxy = FaultProxy::start(20261129, 0.05, &dir);
+
+    let (produced, _) = run_ok(
+        producer_proxy
+            .streamstack()
+            .args([
+                "--output",
+                "json",
+                "produce",
+                &d.file,
+                "-e",
+                "local",
+                "--synthetic",
+            ])
+            .args([
+                "--count",
+                &TWEETS.to_string(),
+                "--first-id",
+                &FIRST_ID.to_string(),
+            ]),
+        "produce",
+    );
+    let (consumed, consumer_log) = run_ok(
+        consumer_proxy
+            .streamstack()
+            .args(["--output", "json", "consume", &d.file, "-e", "local"])
+            .args(["--exit-when-idle", "3", "--lease-seconds", "3"])
+            .args(["--lease-interval-ms", "300", "--idle-poll-ms", "200"]),
+        "consume",
+    );
+    let producer_faults = producer_proxy.stop();
+    let consumer_faults = consumer_proxy.stop();
+    fault_summary("producer", &producer_faults);
+    fault_summary("consumer", &consumer_faults);
+    eprintln!("producer: {produced}");
+    eprintln!("consumer: {consumed}");
+    // What the consumer said about the faults it met (not its progress lines).
+    for line in consumer_log.lines().filter(|l| !l.contains(" records, ")) {
+        eprintln!("  {line}");
+    }
+
+    // Nothing lost, nothing twice.
+    let p = &produced["producer"];
+    assert_eq!((count(&p["sent"]), count(&p["failed"])), (TWEETS, 0), "{p}");
+    assert_stored_exactly(&d, &want).await;
+    assert_eq!(count(&consumed["metrics"]["dead_letters"]), 0);
+
+    // The faults happened: about 5% of the consumer's thousands of calls
+    // (the producer makes a few dozen), every kind, on the calls that carry
+    // the data.
+    let share = count(&consumer_faults["total_faults"]) as f64
+        / count(&consumer_faults["total_calls"]) as f64;
+    assert!((0.035..0.065).contains(&share), "fault share {share}");
+    let kinds = &consumer_faults["faults_by_kind"];
+    for kind in [
+        "throttle",
+        "partial",
+        "error",
+        "lost-reply",
+        "slow",
+        "reset",
+    ] {
+        assert!(
+            count(&kinds[kind]) > 0,
+            "no {kind} fault was injected: {kinds}"
+        );
+    }
+    let faulted = |stats: &Value, call: &str| {
+        stats["faults"][call]
+            .as_object()
+            .map_or(0, |k| k.values().map(count).sum::<u64>())
+    };
+    assert!(faulted(&producer_faults, "kinesis.PutRecords") > 0);
+    for call in [
+        "kinesis.GetRecords",
+        "dynamodb.BatchWriteItem",
+        "dynamodb.UpdateItem",
+    ] {
+        assert!(
+            faulted(&consumer_faults, call) > 0,
+            "no fault on {call}: {consumer_faults}"
+        );
+    }
+
+    // Retries are counted, and account for every fault.
+    for (who, run, stats) in [
+        ("producer", &produced, &producer_faults),
+        ("consumer", &consumed, &consumer_faults),
+    ] {
+        let calls = &run["aws_calls"];
+        // Every attempt the process made reached the proxy, and only those.
+        assert_eq!(
+            count(&calls["attempts"]),
+            count(&stats["total_calls"]),
+            "{who}: {calls} vs {stats}"
+        );
+        // Each failed attempt was retried by the SDK, unless it was the
+        // third and last attempt of its call (then the processor's own loop
+        // retried the call): at most one failed attempt in three goes
+        // without an SDK retry. An attempt can also time out with no fault
+        // injected, when the emulator is slow on a loaded machine: that
+        // makes more retries, not fewer.
+        let failed_attempts =
+            count(&stats["total_faults"]) - count(&stats["faults_by_kind"]["partial"]);
+        let retried = count(&calls["sdk_retries"]);
+        assert!(
+            failed_attempts.saturating_sub(retried) * 3 <= failed_attempts,
+            "{who}: {retried} SDK retries for {failed_attempts} failed attempts"
+        );
+    }
+    let partial = |stats: &Value, call: &str| count(&stats["faults"][call]["partial"]);
+    // Each UnprocessedItems answer was retried once by the sink...
+    assert_eq!(
+        count(&consumed["metrics"]["unprocessed_retries"]),
+        partial(&consumer_faults, "dynamodb.BatchWriteItem"),
+        "{consumed}"
+    );
+    // ...and each partly failed PutRecords had its failed entries (one or more) sent again.
+    assert!(count(&p["retried"]) >= partial(&producer_faults, "kinesis.PutRecords"));
+    assert!(
+        !consumer_log.contains("panicked"),
+        "the consumer panicked:\n{consumer_log}"
+    );
+
+    streamstack_std()
+        .args(["down", &d.file, "-e", "local", "--delete-data"])
+        .status()
+        .unwrap();
+}
+
+/// Tweets per hashtag over every minute, as `top --all` reports them.
+fn top_all(file: &str) -> BTreeMap<String, u64> {
+    let (out, _) = run_ok(
+        streamstack_std().args([
+            "--output", "json", "top", file, "-e", "local", "--all", "--limit", "1000",
+        ]),
+        "top",
+    );
+    out["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["value"].as_str().unwrap().to_string(),
+                count(&e["tweets"]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_once() {
+    const TWEETS: u64 = 8_000;
+    const FIRST_ID: u64 = 9_000_000;
+    const KILLS: usize = 5;
+    let d = deployed(|t| t).await;
+    let want = expected(FIRST_ID, TWEETS);
+    let tweets_table = format!("{}-tweets", d.stack);
+
+    // Tweets keep arriving (2,000 a second) while the consumer dies and comes back.
+    let mut producer = streamstack_std()
+        .args(["produce", &d.file, "-e", "local", "--synthetic"])
+        .args([
+            "--count",
+            &TWEETS.to_string(),
+            "--first-id",
+            &FIRST_ID.to_string(),
+        ])
+        .args(["--rate", "2000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let consumer = || {
+        streamstack_std()
+            .args(["consume", &d.file, "-e", "local", "--no-metrics"])
+            .args(["--lease-seconds", "2", "--lease-interval-ms", "300"])
+            .args(["--idle-poll-ms", "200"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut rng = fastrand::Rng::with_seed(20261128);
+    let mut stored_at_kill = Vec::new();
+    for _ in 0..KILLS {
+        let mut c = consumer();
+        // Somewhere in a lease takeover, a read, a store or a checkpoint.
+        tokio::time::sleep(Duration::from_millis(rng.u64(1_500..4_000))).await;
+        c.kill().unwrap(); // SIGKILL: no handover, no last checkpoint
+        c.wait().unwrap();
+        stored_at_kill.push(scan_all(&d.aws, &tweets_table).await.len());
+    }
+    assert!(producer.wait().unwrap().success());
+    eprintln!("tweets stored when each consumer was killed: {stored_at_kill:?}");
+    // The kills fell while there was work: progress was made and was not complete.
+    assert!(
+        stored_at_kill.windows(2).any(|w| w[1] > w[0]),
+        "{stored_at_kill:?}"
+    );
+    assert!(stored_at_kill[0] < TWEETS as usize, "{stored_at_kill:?}");
+
+    // A last consumer runs until the stream is drained.
+    let (last, _) = run_ok(
+        streamstack_std()
+            .args([
+                "--output",
+                "json",
+                "consume",
+                &d.file,
+                "-e",
+                "local",
+                "--no-metrics",
+            ])
+            .args(["--exit-when-idle", "3", "--lease-seconds", "2"])
+            .args(["--lease-interval-ms", "300", "--idle-poll-ms", "200"]),
+        "the last consume",
+    );
+    eprintln!("the last consumer: {}", last["metrics"]);
+    assert_stored_exactly(&d, &want).await;
+    // The live analysis counts each tweet once, restarts notwithstanding.
+    let want_top: BTreeMap<String, u64> = batch::tally(
+        want.aggregates
+            .keys()
+            .filter(|(pk, _)| pk.starts_with("hashtag#"))
+            .map(|(_, sk)| sk.as_str()),
+    )
+    .into_iter()
+    .collect();
+    assert_eq!(top_all(&d.file), want_top);
+
+    streamstack_std()
+        .args(["down", &d.file, "-e", "local", "--delete-data"])
+        .status()
+        .unwrap();
+}

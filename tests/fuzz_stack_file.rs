@@ -371,8 +371,11 @@ fn apply_neutral(text: &str, m: &Neutral) -> String {
             line.push_str("   ");
         }
         Neutral::Crlf => return lines.join("\r\n") + "\r\n",
-        Neutral::LeadingDocumentMarker if !text.starts_with("---") => lines.insert(0, "---".into()),
-        Neutral::TrailingDocumentEnd if !text.trim_end().ends_with("...") => {
+        // Once each: a second `---` starts a second document.
+        Neutral::LeadingDocumentMarker if !lines.iter().any(|l| l.trim_end() == "---") => {
+            lines.insert(0, "---".into())
+        }
+        Neutral::TrailingDocumentEnd if !lines.iter().any(|l| l.trim_end() == "...") => {
             lines.push("...".into())
         }
         Neutral::LeadingDocumentMarker | Neutral::TrailingDocumentEnd => {}
@@ -476,15 +479,12 @@ proptest! {
         for m in &mutations {
             text = apply(&text, m);
         }
-        match check_located(text.as_bytes()) {
-            // Still valid: it resolves in every environment and compiles.
-            Ok(file) => {
-                for env in std::iter::once(None).chain(file.environment_names().into_iter().map(Some)) {
-                    let resolved = file.resolve(env.as_deref()).unwrap();
-                    streamstack::template::compile(&resolved);
-                }
+        // Still valid: it resolves in every environment and compiles.
+        if let Ok(file) = check_located(text.as_bytes()) {
+            for env in std::iter::once(None).chain(file.environment_names().into_iter().map(Some)) {
+                let resolved = file.resolve(env.as_deref()).unwrap();
+                streamstack::template::compile(&resolved);
             }
-            Err(_) => {}
         }
     }
 

@@ -11,25 +11,73 @@ use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
 pub struct SourceText {
     name: String,
     text: Arc<String>,
-    line_starts: Vec<usize>,
+    index: Arc<Index>,
 }
+
+/// Where lines start and end, in bytes and in characters, and the byte
+/// offset of every [`CHECKPOINT`]th character: a place is found in constant
+/// time, however long its line (a file of one line holds every node of a
+/// flow collection; walking the line for each of them was quadratic).
+#[derive(Debug)]
+struct Index {
+    lines: Vec<Line>,
+    checkpoints: Vec<usize>,
+    chars: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    start_char: usize,
+    /// Characters before the line break.
+    len_chars: usize,
+}
+
+const CHECKPOINT: usize = 64;
 
 impl SourceText {
     pub fn new(name: impl Into<String>, text: String) -> Self {
         // Line breaks as YAML counts them (and so the parser's line numbers):
         // `\r\n`, `\n`, and a lone `\r`.
-        let bytes = text.as_bytes();
-        let line_starts = std::iter::once(0)
-            .chain(bytes.iter().enumerate().filter_map(|(i, b)| match b {
-                b'\n' => Some(i + 1),
-                b'\r' if bytes.get(i + 1) != Some(&b'\n') => Some(i + 1),
-                _ => None,
-            }))
-            .collect();
+        let mut lines = Vec::new();
+        let mut checkpoints = Vec::new();
+        let mut line = Line {
+            start_char: 0,
+            len_chars: 0,
+        };
+        let mut chars = 0;
+        let mut iter = text.char_indices().peekable();
+        while let Some((i, c)) = iter.next() {
+            if chars % CHECKPOINT == 0 {
+                checkpoints.push(i);
+            }
+            chars += 1;
+            let crlf = c == '\r' && iter.peek().is_some_and(|&(_, next)| next == '\n');
+            if c == '\n' || c == '\r' {
+                line.len_chars = chars - 1 - line.start_char;
+                if crlf {
+                    iter.next();
+                    if chars % CHECKPOINT == 0 {
+                        checkpoints.push(i + 1);
+                    }
+                    chars += 1;
+                }
+                lines.push(line);
+                line = Line {
+                    start_char: chars,
+                    len_chars: 0,
+                };
+            }
+        }
+        line.len_chars = chars - line.start_char;
+        lines.push(line);
         Self {
             name: name.into(),
             text: Arc::new(text),
-            line_starts,
+            index: Arc::new(Index {
+                lines,
+                checkpoints,
+                chars,
+            }),
         }
     }
 
@@ -41,30 +89,33 @@ impl SourceText {
         &self.text
     }
 
+    /// The byte offset of the `c`th character (the end of the text past it).
+    fn byte_of_char(&self, c: usize) -> usize {
+        let index = &self.index;
+        if c >= index.chars {
+            return self.text.len();
+        }
+        let from = index.checkpoints[c / CHECKPOINT];
+        self.text[from..]
+            .char_indices()
+            .nth(c % CHECKPOINT)
+            .map_or(self.text.len(), |(i, _)| from + i)
+    }
+
     /// A span from a 1-based line, a 0-based column in characters and a length in characters.
     /// A place past the end of a line is its end (where a parser says
-    /// "unexpected end of line"), past the last line the end of the text.
+    /// "unexpected end of line"), past the last line the last line.
     pub fn span_at(&self, line: usize, col: usize, len_chars: usize) -> Span {
-        let line = line.clamp(1, self.line_starts.len());
-        let line_start = self.line_starts[line - 1];
-        let line_end = self
-            .line_starts
-            .get(line)
-            .map_or(self.text.len(), |&next| next);
-        let content = self.text[line_start..line_end].trim_end_matches(['\n', '\r']);
-        let (in_line, col) = match content.char_indices().nth(col) {
-            Some((i, _)) => (i, col),
-            None => (content.len(), content.chars().count()),
-        };
-        let offset = line_start + in_line;
-        let tail = &self.text[offset..];
-        let len = tail
-            .char_indices()
-            .nth(len_chars)
-            .map_or(tail.len(), |(i, _)| i);
+        let lines = &self.index.lines;
+        let line = line.clamp(1, lines.len());
+        let l = lines[line - 1];
+        let col = col.min(l.len_chars);
+        let start = l.start_char + col;
+        let offset = self.byte_of_char(start);
+        let end = self.byte_of_char(start.saturating_add(len_chars));
         Span {
             offset,
-            len,
+            len: end - offset,
             line,
             column: col + 1,
         }

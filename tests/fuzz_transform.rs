@@ -526,8 +526,10 @@ fn check_transform(bytes: &[u8]) {
                     .map(|i| &data[i])
                     .collect();
                 for (tweet, object) in out.tweets.iter().zip(kept) {
-                    let id = object["id"]
+                    // v1.1 (`id_str` given) is identified by `id_str`, v2 by `id`.
+                    let id = object["id_str"]
                         .as_str()
+                        .or_else(|| object["id"].as_str())
                         .map(str::to_string)
                         .or_else(|| object["id"].as_u64().map(|n| n.to_string()));
                     assert_eq!(Some(&tweet.id), id.as_ref(), "tweet out of order");
@@ -566,7 +568,7 @@ fn same_tag(a: &str, b: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(1024))]
 
     #[test]
     fn transform_of_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
@@ -634,7 +636,7 @@ proptest! {
 // ---------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(1024))]
 
     /// Bytes behind the magic, with or without a valid digest.
     #[test]
@@ -725,7 +727,7 @@ fn bytes_of(source: &Source) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn every_user_record_is_items_or_dead_letters_never_both_or_neither(

@@ -2,6 +2,7 @@
 #   make demo    the main job on the local emulator (no AWS account needed)
 #   make test    every test, lints and template checkers (what CI runs)
 #   make bench   the performance figures
+#   make fuzz    the property tests for longer (FUZZ_CASES, default 20000)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -21,7 +22,7 @@ endif
 # The tests' own emulator, apart from one a person may have running for the demo.
 TEST_EMULATOR := STREAMSTACK_EMULATOR_PORT=4599 STREAMSTACK_EMULATOR_STATE=.state/emulator-test
 
-.PHONY: all build demo test lint deny unit emulator-test checkers templates validate synth schema bench clean \
+.PHONY: all build demo test lint deny unit emulator-test checkers templates validate synth schema bench fuzz clean \
         emulator emulator-stop up down plan status
 
 all: build
@@ -100,6 +101,12 @@ lint:
 # .tools/ the first time.
 deny:
 	scripts/deny.sh
+
+# The property tests of the stack-file loader and the transform, for longer
+# than CI runs them (`cargo test` runs 1,024 cases each, a few seconds).
+FUZZ_CASES ?= 20000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --locked --test fuzz_stack_file --test fuzz_transform
 
 # Rust tests; those of the lifecycle run against an emulator of their own,
 # started here and stopped whatever the outcome.

@@ -137,6 +137,8 @@ pub struct Diagnostic {
     pub span: Span,
     pub message: String,
     pub hint: Option<String>,
+    /// The span may hold a secret: the rendered source masks it.
+    pub secret: bool,
 }
 
 impl Diagnostic {
@@ -145,6 +147,7 @@ impl Diagnostic {
             span,
             message: message.into(),
             hint: None,
+            secret: false,
         }
     }
 
@@ -190,6 +193,7 @@ impl Report {
             GraphicalTheme::unicode_nocolor()
         };
         let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
+        let text = self.masked_text();
         let mut out = String::new();
         for d in &self.diagnostics {
             let rendered = Rendered {
@@ -200,7 +204,7 @@ impl Report {
                     d.span.column,
                     d.message
                 ),
-                src: NamedSource::new(self.source.name(), Arc::clone(&self.source.text)),
+                src: NamedSource::new(self.source.name(), Arc::clone(&text)),
                 at: SourceSpan::new(d.span.offset.into(), d.span.len),
                 label: "here".into(),
                 hint: d.hint.clone(),
@@ -215,6 +219,31 @@ impl Report {
             if self.diagnostics.len() == 1 { "" } else { "s" }
         ));
         out
+    }
+
+    /// The source as shown under the messages: what secret spans cover is
+    /// replaced byte for byte with `*` (offsets stay valid).
+    fn masked_text(&self) -> Arc<String> {
+        let secrets: Vec<&Span> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.secret)
+            .map(|d| &d.span)
+            .collect();
+        if secrets.is_empty() {
+            return Arc::clone(&self.source.text);
+        }
+        let mut bytes = self.source.text.as_bytes().to_vec();
+        for span in secrets {
+            let end = (span.offset + span.len).min(bytes.len());
+            for b in &mut bytes[span.offset.min(end)..end] {
+                if !matches!(*b, b'\n' | b'\r') {
+                    *b = b'*';
+                }
+            }
+        }
+        // Masking whole spans may cut a multi-byte character; lossy keeps it text.
+        Arc::new(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// One JSON object a problem, for editors and scripts.

@@ -203,7 +203,66 @@ fn describe(error: &ValidationError<'_>, root: &Node, schema: &Value, out: &mut 
         .and_then(|s| s.get("description"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let shown = show(error.instance());
+    // A field that may hold a secret is never quoted back (a token pasted
+    // into the file must not reach a terminal, a CI log or an editor).
+    let secret = path.last().is_some_and(|f| is_secret_field(f));
+    let shown = if secret {
+        "the value (not shown: it may be a secret)".to_string()
+    } else {
+        show(error.instance())
+    };
+    let first_new = out.len();
+    let at = Context {
+        root,
+        node,
+        schema,
+        path: &path,
+        field: &field,
+        sub,
+        shown: &shown,
+    };
+    describe_kind(error, &at, description, out);
+    if secret {
+        for d in &mut out[first_new..] {
+            d.secret = true;
+        }
+    }
+}
+
+/// Fields whose values may be credentials.
+fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "secret", "password", "key_material"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Where a validation error is, and how to name what is there.
+struct Context<'a> {
+    root: &'a Node,
+    node: &'a Node,
+    schema: &'a Value,
+    path: &'a [String],
+    field: &'a str,
+    sub: Option<&'a Value>,
+    shown: &'a str,
+}
+
+fn describe_kind(
+    error: &ValidationError<'_>,
+    at: &Context<'_>,
+    description: Option<String>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Context {
+        root,
+        node,
+        schema,
+        path,
+        field,
+        sub,
+        shown,
+    } = *at;
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let allowed: Vec<&str> = sub

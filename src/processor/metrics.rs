@@ -36,7 +36,8 @@ pub struct ConsumerMetrics {
     at_tip: Mutex<HashSet<String>>,
     /// Open shards not known to be read to their tip: unread (free, expired,
     /// or ours without a reader) or read by us and not caught up. Set by
-    /// each lease pass; `u64::MAX` while a pass has not completed.
+    /// each lease pass that completes; `u64::MAX` before the first one and
+    /// after one that failed.
     pub unsettled: AtomicU64,
 }
 

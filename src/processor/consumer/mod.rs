@@ -177,6 +177,8 @@ pub async fn run(
     // Counter of every owned lease and when it was first seen at that value.
     let mut seen: HashMap<String, (u64, Instant)> = HashMap::new();
     let mut pass: u32 = 0;
+    // Nothing is known to be read until the first pass completes.
+    ctx.metrics.unsettled.store(u64::MAX, Relaxed);
     let result = loop {
         if pass.is_multiple_of(config.shard_sync_every.max(1))
             && let Err(e) = sync_shards(&ctx.kinesis, &ctx.stream, &table).await
@@ -189,6 +191,8 @@ pub async fn run(
         pass = pass.wrapping_add(1);
         if let Err(e) = lease_pass(&ctx, &config, &table, &me, &mut held, &mut seen, &cancel).await
         {
+            // What is read and what is not is unknown until a pass completes.
+            ctx.metrics.unsettled.store(u64::MAX, Relaxed);
             eprintln!("consume: {e}; trying again next pass");
         }
         tokio::select! {
@@ -226,8 +230,6 @@ async fn lease_pass(
     seen: &mut HashMap<String, (u64, Instant)>,
     cancel: &CancellationToken,
 ) -> Result<(), AwsError> {
-    // Unknown until this pass completes (an idle check must not trust it).
-    ctx.metrics.unsettled.store(u64::MAX, Relaxed);
     // Readers that ended: a finished shard is released (its children wait for it).
     let ended: Vec<String> = held
         .iter()

@@ -181,6 +181,7 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
         "ItemsWritten",
         "DeadLetters",
         "MillisBehindLatest",
+        "Retries",
         "GetRecords.IteratorAgeMilliseconds",
         "DeliveryToS3.DataFreshness",
     ] {

@@ -97,6 +97,14 @@ fn figures(names: &Names) -> Vec<Figure> {
             stat: "Average",
         },
         Figure {
+            id: "retries",
+            title: "processor: retries (SDK and its own)",
+            namespace: METRICS_NAMESPACE,
+            metric: "Retries",
+            dimension: stack.clone(),
+            stat: "Sum",
+        },
+        Figure {
             id: "heartbeat",
             title: "processor: heartbeats",
             namespace: METRICS_NAMESPACE,

@@ -56,6 +56,9 @@ pub struct ConsumerSnapshot {
     pub store_retries: u64,
     pub batch_latency_ms_max: u64,
     pub batch_latency_ms_mean: u64,
+    /// Attempts at AWS calls the SDK retried (throttling, 5xx, timeouts,
+    /// dropped connections), over the whole process.
+    pub sdk_retries: u64,
     pub millis_behind_latest: i64,
     /// Shards this process reads (that reported a position).
     pub shards: usize,
@@ -118,6 +121,7 @@ impl ConsumerMetrics {
                 .load(Relaxed)
                 .checked_div(batches)
                 .unwrap_or(0),
+            sdk_retries: crate::aws::call_stats().sdk_retries,
             millis_behind_latest,
             shards,
         }
@@ -176,6 +180,16 @@ impl ConsumerSnapshot {
                 StandardUnit::Milliseconds,
             ),
             datum("Heartbeat", 1.0, StandardUnit::Count),
+            // Every retry, the SDK's and the processor's own: a rise is the
+            // first sign of throttling or an ailing endpoint.
+            datum(
+                "Retries",
+                delta(
+                    self.sdk_retries + self.unprocessed_retries + self.store_retries,
+                    before.sdk_retries + before.unprocessed_retries + before.store_retries,
+                ),
+                StandardUnit::Count,
+            ),
         ];
         if self.batches > before.batches {
             data.push(datum(
@@ -233,5 +247,51 @@ pub async fn report_loop(
         if stop {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(data: &[MetricDatum], name: &str) -> Option<f64> {
+        data.iter()
+            .find(|d| d.metric_name() == Some(name))
+            .and_then(MetricDatum::value)
+    }
+
+    #[test]
+    fn a_period_publishes_what_changed_in_it_and_every_kind_of_retry() {
+        let before = ConsumerSnapshot {
+            records_in: 100,
+            tweets_stored: 90,
+            dead_letters: 1,
+            sdk_retries: 5,
+            unprocessed_retries: 2,
+            store_retries: 1,
+            ..ConsumerSnapshot::default()
+        };
+        let now = ConsumerSnapshot {
+            records_in: 150,
+            tweets_stored: 130,
+            dead_letters: 3,
+            sdk_retries: 9,
+            unprocessed_retries: 4,
+            store_retries: 2,
+            millis_behind_latest: 700,
+            ..ConsumerSnapshot::default()
+        };
+        let data = now.data(&before, "s");
+        assert_eq!(value(&data, "RecordsIn"), Some(50.0));
+        assert_eq!(value(&data, "ItemsWritten"), Some(40.0));
+        assert_eq!(value(&data, "DeadLetters"), Some(2.0));
+        assert_eq!(value(&data, "Retries"), Some(4.0 + 2.0 + 1.0));
+        assert_eq!(value(&data, "MillisBehindLatest"), Some(700.0));
+        // No batch in the period: no latency datum rather than a zero.
+        assert_eq!(value(&data, "BatchLatencyMillis"), None);
+        assert!(
+            data.iter()
+                .all(|d| d.dimensions().iter().any(|x| x.value() == Some("s")))
+        );
     }
 }

@@ -73,11 +73,12 @@ pub fn add(t: &mut Template<'_>) {
         widget(
             12,
             12,
-            "Processor: lag (ms)",
+            "Processor: lag (ms) and retries",
             region,
             json!([
                 [METRICS_NAMESPACE, "MillisBehindLatest", "Stack", stack, { "stat": "Maximum", "label": "behind latest" }],
                 [METRICS_NAMESPACE, "BatchLatencyMillis", "Stack", stack, { "stat": "p99", "label": "batch latency p99" }],
+                [METRICS_NAMESPACE, "Retries", "Stack", stack, { "stat": "Sum", "label": "retries (SDK and processor)", "yAxis": "right" }],
             ]),
         ),
     ];

@@ -19,15 +19,14 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use streamstack::spec;
 
-#[path = "support/peak_memory.rs"]
-mod peak_memory;
-use peak_memory::peak_bytes;
+#[path = "support/fuzz.rs"]
+mod fuzz;
+use fuzz::{config, peak_bytes};
 
 #[global_allocator]
-static ALLOCATOR: peak_memory::Counting = peak_memory::Counting;
+static ALLOCATOR: fuzz::Counting = fuzz::Counting;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -47,19 +46,6 @@ fn shipped() -> Vec<(String, String)> {
     files.sort();
     assert!(files.len() >= 2, "stacks/ has {} files", files.len());
     files
-}
-
-fn config(default_cases: u32) -> Config {
-    // `Config::default()` reads PROPTEST_CASES; keep our smaller default otherwise.
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
 }
 
 /// What `parse` gave for one input: `Ok`, or errors that are all located

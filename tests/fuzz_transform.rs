@@ -24,34 +24,21 @@ use std::sync::OnceLock;
 
 use md5::{Digest, Md5};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use serde_json::{Value, json};
 use streamstack::processor::batch::{self, InRecord, ItemShape};
 use streamstack::processor::deaggregate::{KPL_MAGIC, aggregate, deaggregate};
 use streamstack::processor::transform::{RecordKind, transform};
 
-#[path = "support/peak_memory.rs"]
-mod peak_memory;
-use peak_memory::peak_bytes;
+#[path = "support/fuzz.rs"]
+mod fuzz;
+use fuzz::{config, peak_bytes};
 
 #[global_allocator]
-static ALLOCATOR: peak_memory::Counting = peak_memory::Counting;
+static ALLOCATOR: fuzz::Counting = fuzz::Counting;
 
 // ---------------------------------------------------------------------------
 // Inputs
 // ---------------------------------------------------------------------------
-
-fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 /// The real pages: the repository's, and the shared copy when it is there.
 fn pages() -> &'static [Value] {

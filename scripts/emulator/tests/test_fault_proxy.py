@@ -51,6 +51,15 @@ def stats(url: str) -> dict[str, Any]:
         return json.load(r)
 
 
+def create_table(ddb: Any, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def stream_payloads(kinesis: Any, stream: str) -> list[bytes]:
     shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
     it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
@@ -79,12 +88,7 @@ def test_partial_batch_write_returns_as_unprocessed_exactly_the_items_not_writte
     endpoint: str, client: Any
 ) -> None:
     ddb = client("dynamodb")
-    ddb.create_table(
-        TableName="fp-batch",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(ddb, "fp-batch")
     items = [{"PutRequest": {"Item": {"id": {"S": f"i{n}"}}}} for n in range(25)]
     with proxy(endpoint, "partial") as url:
         answer = through(url)("dynamodb").batch_write_item(RequestItems={"fp-batch": items})
@@ -96,12 +100,7 @@ def test_partial_batch_write_returns_as_unprocessed_exactly_the_items_not_writte
 
 def test_a_lost_reply_fails_the_call_after_the_work_is_done(endpoint: str, client: Any) -> None:
     ddb = client("dynamodb")
-    ddb.create_table(
-        TableName="fp-lost",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(ddb, "fp-lost")
     with proxy(endpoint, "lost-reply") as url:
         with pytest.raises(botocore.exceptions.ClientError) as failure:
             through(url)("dynamodb").put_item(TableName="fp-lost", Item={"id": {"S": "done"}})

@@ -1,16 +1,33 @@
-//! Peak memory of one call, counted on the calling thread (tests run in
-//! parallel, so a process-wide figure would mix them). A test file that
-//! uses it installs the allocator:
+//! Shared by the property tests (tests/fuzz_*.rs): their proptest
+//! configuration, and the peak memory of one call, counted on the calling
+//! thread (tests run in parallel, so a process-wide figure would mix them).
+//! A test file that uses it installs the allocator:
 //!
 //! ```ignore
-//! #[path = "support/peak_memory.rs"]
-//! mod peak_memory;
+//! #[path = "support/fuzz.rs"]
+//! mod fuzz;
 //! #[global_allocator]
-//! static ALLOCATOR: peak_memory::Counting = peak_memory::Counting;
+//! static ALLOCATOR: fuzz::Counting = fuzz::Counting;
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+
+use proptest::test_runner::Config;
+
+/// `default_cases` cases (what CI runs), or PROPTEST_CASES when set
+/// (`make fuzz`); failures are not persisted to files.
+pub fn config(default_cases: u32) -> Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
 
 pub struct Counting;
 

@@ -215,10 +215,7 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
         .expect("the refused down deleted nothing");
 
     // down --delete-data: nothing is left.
-    streamstack()
-        .args(["down", &file, "-e", "local", "--delete-data"])
-        .assert()
-        .success();
+    support::down_deleting_data(&file);
     let cfn = aws.cloudformation();
     assert!(
         streamstack::deploy::stack::describe(&cfn, &stack)
@@ -450,8 +447,5 @@ async fn a_failed_creation_names_its_root_cause_and_the_next_up_recovers() {
         "{err}"
     );
     assert!(stdout(&recovered).contains(&format!("{stack}: CREATE_COMPLETE")));
-    streamstack()
-        .args(["down", &file, "-e", "local", "--delete-data"])
-        .assert()
-        .success();
+    support::down_deleting_data(&file);
 }

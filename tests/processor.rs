@@ -38,32 +38,6 @@ fn consume_until_idle(file: &str) -> serde_json::Value {
     json_out(&out)["metrics"].clone()
 }
 
-/// Counts per hashtag over every minute, as `top --all` reports them.
-fn top_all(file: &str) -> BTreeMap<String, u64> {
-    let out = streamstack()
-        .args([
-            "--output", "json", "top", file, "-e", "local", "--all", "--limit", "1000",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_out(&out)["top"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["value"].as_str().unwrap().to_string(),
-                e["tweets"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 const INJECTED: [&[u8]; 4] = [
     b"{broken json",
     b"not json at all",
@@ -111,15 +85,7 @@ async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_fr
     let expected = batch::plan(&records, &ItemShape::default(), 0);
     let expected_ids: HashSet<String> = expected.tweets.keys().cloned().collect();
     assert_eq!(expected_ids.len(), 218);
-    let expected_top: BTreeMap<String, u64> = batch::tally(
-        expected
-            .aggregates
-            .keys()
-            .filter(|(pk, _)| pk.starts_with("hashtag#"))
-            .map(|(_, sk)| sk.as_str()),
-    )
-    .into_iter()
-    .collect();
+    let expected_top = support::expected_top(&expected);
 
     let produced = streamstack()
         .args([
@@ -180,7 +146,7 @@ async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_fr
     injected.sort();
     assert_eq!(stored, injected);
     // Live aggregates: distinct tweets per hashtag, as the data says.
-    assert_eq!(top_all(&file), expected_top);
+    assert_eq!(support::top_all(&file), expected_top);
 
     // A restarted consumer resumes from the checkpoints: nothing is read again.
     let again = consume_until_idle(&file);
@@ -201,16 +167,13 @@ async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_fr
     let m = consume_until_idle(&file);
     assert_eq!(m["records_in"], 222, "{m}");
     assert_eq!(scan_all(&aws, &format!("{stack}-tweets")).await.len(), 218);
-    assert_eq!(top_all(&file), expected_top);
+    assert_eq!(support::top_all(&file), expected_top);
     assert_eq!(
         keys_under(&aws, &bucket, "dead-letters/").await.len(),
         4 + 4
     );
 
-    streamstack()
-        .args(["down", &file, "-e", "local", "--delete-data"])
-        .assert()
-        .success();
+    support::down_deleting_data(&file);
 }
 
 fn spawn_consumer(file: &str, log: &std::path::Path) -> Child {
@@ -330,10 +293,7 @@ async fn two_consumers_share_four_shards_and_a_killed_one_is_taken_over_without_
         "leases still owned: {o:?}"
     );
 
-    streamstack()
-        .args(["down", &file, "-e", "local", "--delete-data"])
-        .assert()
-        .success();
+    support::down_deleting_data(&file);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -390,8 +350,5 @@ async fn sigterm_finishes_the_batch_checkpoints_and_releases_the_leases() {
         "first run {stored}, then {rest}"
     );
 
-    streamstack()
-        .args(["down", &file, "-e", "local", "--delete-data"])
-        .assert()
-        .success();
+    support::down_deleting_data(&file);
 }

@@ -15,7 +15,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -294,31 +294,7 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
         "the consumer panicked:\n{consumer_log}"
     );
 
-    streamstack_std()
-        .args(["down", &d.file, "-e", "local", "--delete-data"])
-        .status()
-        .unwrap();
-}
-
-/// Tweets per hashtag over every minute, as `top --all` reports them.
-fn top_all(file: &str) -> BTreeMap<String, u64> {
-    let (out, _) = run_ok(
-        streamstack_std().args([
-            "--output", "json", "top", file, "-e", "local", "--all", "--limit", "1000",
-        ]),
-        "top",
-    );
-    out["top"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["value"].as_str().unwrap().to_string(),
-                count(&e["tweets"]),
-            )
-        })
-        .collect()
+    support::down_deleting_data(&d.file);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -392,18 +368,7 @@ async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_onc
     eprintln!("the last consumer: {}", last["metrics"]);
     assert_stored_exactly(&d, &want).await;
     // The live analysis counts each tweet once, restarts notwithstanding.
-    let want_top: BTreeMap<String, u64> = batch::tally(
-        want.aggregates
-            .keys()
-            .filter(|(pk, _)| pk.starts_with("hashtag#"))
-            .map(|(_, sk)| sk.as_str()),
-    )
-    .into_iter()
-    .collect();
-    assert_eq!(top_all(&d.file), want_top);
+    assert_eq!(support::top_all(&d.file), support::expected_top(&want));
 
-    streamstack_std()
-        .args(["down", &d.file, "-e", "local", "--delete-data"])
-        .status()
-        .unwrap();
+    support::down_deleting_data(&d.file);
 }

@@ -288,10 +288,7 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
         "{text}"
     );
 
-    streamstack()
-        .args(["down", &file, "-e", "local", "--delete-data"])
-        .assert()
-        .success();
+    support::down_deleting_data(&file);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::Credentials;
 use streamstack::aws::Aws;
+use streamstack::processor::batch::{self, BatchPlan};
 
 /// The emulator's endpoint. These tests cannot pass without it, so they fail
 /// loudly instead of skipping.
@@ -146,6 +147,52 @@ pub fn json_out(out: &std::process::Output) -> serde_json::Value {
         )
     });
     serde_json::from_str(last).unwrap()
+}
+
+/// Tweets per hashtag over every minute, as `top --all` reports them.
+pub fn top_all(file: &str) -> std::collections::BTreeMap<String, u64> {
+    let out = streamstack()
+        .args([
+            "--output", "json", "top", file, "-e", "local", "--all", "--limit", "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_out(&out)["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["value"].as_str().unwrap().to_string(),
+                e["tweets"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// What `top --all` must report for the tweets of `plan`: distinct tweets a hashtag.
+pub fn expected_top(plan: &BatchPlan) -> std::collections::BTreeMap<String, u64> {
+    batch::tally(
+        plan.aggregates
+            .keys()
+            .filter(|(pk, _)| pk.starts_with("hashtag#"))
+            .map(|(_, sk)| sk.as_str()),
+    )
+    .into_iter()
+    .collect()
+}
+
+/// Tears a test's stack down with its data (`down --delete-data`), which must succeed.
+pub fn down_deleting_data(file: &str) {
+    streamstack()
+        .args(["down", file, "-e", "local", "--delete-data"])
+        .assert()
+        .success();
 }
 
 /// A copy of the shipped stack, deployed on the emulator without its local

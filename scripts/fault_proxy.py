@@ -27,7 +27,12 @@ random generator so a run can be repeated:
 Only the standard library is used, so it runs with any python3. It prints
 `fault-proxy: listening on http://HOST:PORT` once ready, and on SIGTERM or
 SIGINT writes its counts (calls and faults per service call and kind) to
---stats-file as JSON. GET /__fault_proxy/stats returns the same counts.
+--stats-file as JSON. GET /__fault_proxy/stats returns the same counts;
+POST /__fault_proxy/rate with a number as the body sets the fault rate from
+then on (a test holds a call back, then lets it through).
+
+--calls limits the faults to named calls (service.Operation, as the counts
+name them: dynamodb.BatchWriteItem), --services to whole services.
 
   python3 scripts/fault_proxy.py --upstream http://127.0.0.1:4566 --rate 0.05 --seed 7
 """
@@ -76,10 +81,18 @@ SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 class Faults:
     """Decides the fate of each call (seeded) and counts what it did."""
 
-    def __init__(self, rate: float, seed: int, kinds: tuple[str, ...], only: set[str] | None):
+    def __init__(
+        self,
+        rate: float,
+        seed: int,
+        kinds: tuple[str, ...],
+        only: set[str] | None,
+        only_calls: set[str] | None = None,
+    ):
         self.rate = rate
         self.kinds = kinds
         self.only = only
+        self.only_calls = only_calls
         self.seed = seed
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
@@ -98,6 +111,8 @@ class Faults:
             self.calls[call] += 1
         rng = random.Random(self.seed * 1_000_003 + n)
         if self.only is not None and call.split(".", 1)[0] not in self.only:
+            return None, rng
+        if self.only_calls is not None and call not in self.only_calls:
             return None, rng
         if rng.random() >= self.rate:
             return None, rng
@@ -281,6 +296,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/__fault_proxy/stats":
             self.reply(200, [("Content-Type", "application/json")], json.dumps(self.server.faults.stats()).encode())
             return
+        if self.path == "/__fault_proxy/rate" and self.command == "POST":
+            with self.server.faults.lock:
+                self.server.faults.rate = float(body.decode().strip())
+            self.reply(200, [("Content-Type", "application/json")], b"{}")
+            return
         service, operation, protocol = call_name(self, body)
         call = f"{service}.{operation}"
         faults = self.server.faults
@@ -378,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds")
     parser.add_argument("--services", help="comma-separated SigV4 service names to fault (default: all)")
+    parser.add_argument("--calls", help="comma-separated calls to fault, e.g. dynamodb.BatchWriteItem (default: all)")
     parser.add_argument("--slow-seconds", type=float, default=3.0)
     parser.add_argument("--stats-file", help="where to write the counts on SIGTERM/SIGINT")
     args = parser.parse_args(argv)
@@ -387,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
     host, _, port = args.listen.rpartition(":")
     only = set(args.services.split(",")) if args.services else None
-    faults = Faults(args.rate, args.seed, kinds, only)
+    only_calls = set(args.calls.split(",")) if args.calls else None
+    faults = Faults(args.rate, args.seed, kinds, only, only_calls)
     server = Proxy((host or "127.0.0.1", int(port)), args.upstream, faults, args.slow_seconds)
 
     def stop(_signum, _frame):

@@ -492,9 +492,12 @@ fn check_transform(bytes: &[u8]) {
             let key: String = tag.chars().flat_map(char::to_lowercase).collect();
             assert!(folded.insert(key), "{tag} kept twice");
         }
-        // Every tweet makes an item (this serializes and never panics).
-        let item = batch::tweet_item(tweet, &ItemShape::default(), 0);
+        // Every tweet makes an item within DynamoDB's size limit (these
+        // records are far below it, so none is refused).
+        let item =
+            batch::tweet_item(tweet, &ItemShape::default(), 0).expect("a tweet fits an item");
         assert_eq!(item["tweet_id"], Value::String(tweet.id.clone()));
+        assert!(batch::item_size(&item) <= batch::MAX_ITEM_BYTES);
     }
 }
 

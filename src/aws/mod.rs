@@ -7,7 +7,10 @@ mod calls;
 mod error;
 
 pub use calls::{CallStats, call_stats};
-pub use error::{AwsError, ResultExt, service_code};
+pub use error::{
+    AwsError, ErrorClass, ResultExt, backoff, class_of, classify, is_conditional_failure,
+    is_not_found, is_permanent, is_retryable, service_code,
+};
 
 use std::time::Duration;
 

@@ -38,6 +38,11 @@ pub struct ConsumeArgs {
     /// Milliseconds to wait after an empty read of a shard.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub idle_poll_ms: u64,
+    /// A shard whose reader has retried the same work this long is stalled:
+    /// counted in the StalledShards metric (alarmed), shown by `status`.
+    #[arg(long, env = "STREAMSTACK_STALL_AFTER", default_value = "60s", value_name = "DURATION",
+          value_parser = humantime::parse_duration)]
+    pub stall_after: Duration,
 }
 
 pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
@@ -73,6 +78,7 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
             metrics: metrics.clone(),
             get_records: p.batch.get_records as i32,
             idle_poll: Duration::from_millis(args.idle_poll_ms),
+            stall_after: args.stall_after,
         });
         let config = WorkerConfig {
             lease_duration: Duration::from_secs(args.lease_seconds),

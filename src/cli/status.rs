@@ -65,11 +65,16 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
         // No heartbeat yet (a processor that just started) is not a failure; a stale one is.
         let heartbeat_ok =
             heartbeat_age.is_none_or(|age| age <= resolved.stack.alarms.heartbeat_s as f64);
+        let shard_problems: Vec<String> = shards
+            .iter()
+            .filter_map(|s| s.problem(resolved.stack.alarms.iterator_age_s))
+            .collect();
         let healthy = is_healthy(&info.status)
             && resources.iter().all(|r| r.status.ends_with("_COMPLETE"))
             && processor.as_ref().is_none_or(|p| p.running)
             && alarming.is_empty()
-            && heartbeat_ok;
+            && heartbeat_ok
+            && shard_problems.is_empty();
         match cli.output {
             Output::Json => println!(
                 "{}",
@@ -84,6 +89,7 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                     "alarms": alarms.iter().map(|(n, s)| json!({ "name": n, "state": s })).collect::<Vec<_>>(),
                     "heartbeat_age_s": heartbeat_age,
                     "shards": shards,
+                    "problems": shard_problems,
                 })
             ),
             Output::Text => {
@@ -152,10 +158,11 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                     None => println!("processor heartbeat: none in the last 15 minutes"),
                 }
                 for sh in &shards {
-                    let lag = match (sh.finished, sh.millis_behind) {
-                        (true, _) => "read to its end".to_string(),
-                        (false, Some(ms)) => format!("{ms} ms behind"),
-                        (false, None) => "lag unknown".to_string(),
+                    let lag = match (sh.finished, sh.millis_behind, sh.stalled_for_s) {
+                        (true, _, _) => "read to its end".to_string(),
+                        (false, _, Some(_)) => "STALLED".to_string(),
+                        (false, Some(ms), None) => format!("{ms} ms behind"),
+                        (false, None, None) => "all read".to_string(),
                     };
                     let checkpoint = sh
                         .checkpoint_age_s
@@ -167,6 +174,9 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                         lag,
                         sh.owner.as_deref().unwrap_or("(no worker holds it)")
                     );
+                }
+                for problem in &shard_problems {
+                    println!("  {problem}");
                 }
                 println!(
                     "verdict: {}",
@@ -212,54 +222,75 @@ struct ShardView {
     owner: Option<String>,
     finished: bool,
     checkpoint_age_s: Option<f64>,
-    /// How far the checkpoint is behind the tip of the shard.
+    /// How long the oldest record after the checkpoint has waited, or what
+    /// Kinesis says of it, whichever is larger (None: nothing unread).
     millis_behind: Option<i64>,
+    /// Since when its reader has been retrying the same work, and why.
+    stalled_for_s: Option<f64>,
+    last_error: Option<String>,
+}
+
+impl ShardView {
+    /// What is wrong with the shard, if anything: a stalled reader, or
+    /// records waiting longer than the iterator-age alarm allows.
+    fn problem(&self, max_lag_s: u64) -> Option<String> {
+        if let Some(stalled) = self.stalled_for_s {
+            return Some(format!(
+                "shard {} is STALLED: its reader has retried the same work for {stalled:.0} s; last error: {}",
+                self.shard_id,
+                self.last_error.as_deref().unwrap_or("unknown")
+            ));
+        }
+        match self.millis_behind {
+            Some(ms) if ms > max_lag_s as i64 * 1000 => Some(format!(
+                "shard {}: records have waited {:.0} s behind the checkpoint (alarm threshold {max_lag_s} s){}",
+                self.shard_id,
+                ms as f64 / 1000.0,
+                if self.owner.is_none() {
+                    "; no worker holds it"
+                } else {
+                    ""
+                }
+            )),
+            _ => None,
+        }
+    }
 }
 
 async fn shard_views(
     aws: &crate::aws::Aws,
     names: &crate::template::Names,
 ) -> Result<Vec<ShardView>, crate::aws::AwsError> {
-    use crate::aws::ResultExt;
+    use crate::processor::consumer::backlog::behind_checkpoint;
     let table = crate::processor::consumer::lease::LeaseTable::new(
         aws.dynamodb(),
         &names.lease_table,
         "status",
     );
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = crate::processor::consumer::lease::now_ms() as i64;
     let mut views = Vec::new();
     for lease in table.scan().await? {
-        let mut millis_behind = None;
-        if !lease.finished() {
-            let iterator = crate::processor::consumer::shard::iterator_after(
-                &aws.kinesis(),
-                &names.stream,
-                &lease.shard_id,
-                lease.checkpoint.as_deref(),
-            )
-            .await?;
-            if let Some(it) = iterator {
-                let page = aws
-                    .kinesis()
-                    .get_records()
-                    .shard_iterator(it)
-                    .limit(1)
-                    .send()
-                    .await
-                    .aws(format!("reading shard {}", lease.shard_id))?;
-                millis_behind = page.millis_behind_latest();
-            }
-        }
+        let backlog = behind_checkpoint(
+            &aws.kinesis(),
+            &names.stream,
+            &lease.shard_id,
+            lease.checkpoint.as_deref(),
+            1,
+            5,
+        )
+        .await?;
         views.push(ShardView {
             checkpoint_age_s: lease
                 .checkpointed_at
                 .map(|at| (now_ms - at) as f64 / 1000.0),
             finished: lease.finished(),
+            millis_behind: backlog.lag_ms(now_ms),
+            stalled_for_s: lease
+                .stalled_since
+                .map(|since| (now_ms - since).max(0) as f64 / 1000.0),
+            last_error: lease.last_error,
             owner: lease.owner,
             shard_id: lease.shard_id,
-            millis_behind,
         });
     }
     Ok(views)

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use crate::processor::consumer::shard::iterator_after;
+use crate::processor::consumer::backlog::behind_checkpoint;
+use crate::processor::consumer::lease::LeaseTable;
+use crate::processor::consumer::list_shards;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde::Serialize;
 
@@ -193,15 +195,10 @@ async fn stream_data(
     lease_table: Option<&str>,
 ) -> Result<Option<StreamData>, AwsError> {
     let kinesis = aws.kinesis();
-    let shards = match kinesis.list_shards().stream_name(stream).send().await {
-        Ok(out) => out.shards().to_vec(),
-        Err(e) if service_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
-        Err(e) => {
-            return Err(AwsError::new(
-                format!("listing shards of stream {stream}"),
-                e,
-            ));
-        }
+    let shards = match list_shards(&kinesis, stream).await {
+        Ok(shards) => shards,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
     };
     let mut unread = 0;
     for shard in shards {
@@ -210,24 +207,17 @@ async fn stream_data(
             Some(table) => checkpoint(aws, table, shard_id).await?,
             None => None,
         };
-        let mut iterator =
-            iterator_after(&kinesis, stream, shard_id, checkpoint.as_deref()).await?;
-        // A shard can answer empty pages before its first record; a few pages settle it.
-        for _ in 0..5 {
-            let Some(it) = iterator.take() else { break };
-            let page = kinesis
-                .get_records()
-                .shard_iterator(it)
-                .limit(UNREAD_SAMPLE)
-                .send()
-                .await
-                .aws(format!("reading shard {shard_id} of stream {stream}"))?;
-            unread += page.records().len() as u64;
-            if !page.records().is_empty() || page.millis_behind_latest().unwrap_or(0) == 0 {
-                break;
-            }
-            iterator = page.next_shard_iterator().map(str::to_string);
-        }
+        // A finished shard (SHARD_END) or one gone past retention holds nothing unread.
+        unread += behind_checkpoint(
+            &kinesis,
+            stream,
+            shard_id,
+            checkpoint.as_deref(),
+            UNREAD_SAMPLE,
+            5,
+        )
+        .await?
+        .records;
     }
     Ok(Some(StreamData {
         name: stream.to_string(),
@@ -236,29 +226,12 @@ async fn stream_data(
 }
 
 async fn checkpoint(aws: &Aws, table: &str, shard_id: &str) -> Result<Option<String>, AwsError> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let out = match aws
-        .dynamodb()
-        .get_item()
-        .table_name(table)
-        .key(logical::LEASES_PK, AttributeValue::S(shard_id.to_string()))
-        .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) if service_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
-        Err(e) => {
-            return Err(AwsError::new(
-                format!("reading the checkpoint of shard {shard_id}"),
-                e,
-            ));
-        }
-    };
-    Ok(out
-        .item()
-        .and_then(|i| i.get(logical::LEASE_CHECKPOINT))
-        .and_then(|v| v.as_s().ok())
-        .cloned())
+    let leases = LeaseTable::new(aws.dynamodb(), table, "down");
+    match leases.get(shard_id).await {
+        Ok(lease) => Ok(lease.and_then(|l| l.checkpoint)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,6 +399,7 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> Result<u64, AwsError> {
                     err.message().unwrap_or(""),
                     err.key().unwrap_or("")
                 ),
+                class: crate::aws::class_of(err.code(), 400, false),
             });
         }
         deleted += count;

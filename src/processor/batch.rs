@@ -103,7 +103,42 @@ pub struct BatchPlan {
     pub heartbeats: usize,
     /// Tweets extracted, duplicates included.
     pub tweets_seen: usize,
+    /// The record each item was made from (the first one, for an item two
+    /// records make): a write DynamoDB refuses turns that record into a dead
+    /// letter ([`rejected_dead_letters`]).
+    pub origins: BTreeMap<ItemKey, Origin>,
 }
+
+/// An item of a plan: a tweet by id, or an aggregate membership by (pk, sk).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemKey {
+    Tweet(String),
+    Aggregate(String, String),
+}
+
+/// Where an item came from: a record of the batch (by position) and, in a
+/// KPL aggregate, the user record in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub record: usize,
+    pub sub_sequence: Option<u64>,
+}
+
+/// Longest hashtag or language value counted in the live aggregates. The
+/// membership's sort key (`value#tweet_id`) must stay under DynamoDB's
+/// 1,024-byte limit; no real hashtag comes near 200 bytes (X caps a post
+/// at 25,000 characters, hashtags in practice at about 100). A longer value
+/// stays in the tweet's item and is only left out of the counts.
+pub const MAX_AGGREGATE_VALUE_BYTES: usize = 200;
+
+/// Longest tweet text stored whole. X's longest posts (25,000 characters)
+/// take at most 100 KB of UTF-8; longer text is cut at a character boundary
+/// and the item says `text_truncated: true`, so an item stays under
+/// DynamoDB's 400 KB.
+pub const MAX_TEXT_BYTES: usize = 128 * 1024;
+
+/// DynamoDB's item size limit (attribute names and values, 400 KB).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// Plans the writes of a batch. `now_s` is the ingestion time (Unix
 /// seconds), used for TTLs and for tweets without a creation time.
@@ -112,17 +147,17 @@ pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPla
         records: records.len(),
         ..BatchPlan::default()
     };
-    for record in records {
+    for (position, record) in records.iter().enumerate() {
         for user in deaggregate(record.partition_key, record.data) {
             plan.user_records += 1;
-            let dead = |index: Option<usize>, reason: &transform::DeadLetterReason| DeadLetter {
+            let dead = |index: Option<usize>, reason: &'static str, error: String| DeadLetter {
                 shard_id: record.shard_id.to_string(),
                 sequence_number: record.sequence_number.to_string(),
                 sub_sequence: user.sub_sequence,
                 index,
                 partition_key: user.partition_key.to_string(),
-                reason: reason.code(),
-                error: reason.to_string(),
+                reason,
+                error,
                 data: user.data.to_vec(),
             };
             match transform::transform(&user.data) {
@@ -131,32 +166,69 @@ pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPla
                         plan.heartbeats += 1;
                     }
                     for rejected in &out.rejected {
-                        plan.dead_letters
-                            .push(dead(Some(rejected.index), &rejected.reason));
+                        plan.dead_letters.push(dead(
+                            Some(rejected.index),
+                            rejected.reason.code(),
+                            rejected.reason.to_string(),
+                        ));
                     }
+                    let origin = Origin {
+                        record: position,
+                        sub_sequence: user.sub_sequence,
+                    };
                     for tweet in &out.tweets {
                         plan.tweets_seen += 1;
+                        let item = match tweet_item(tweet, shape, now_s) {
+                            Ok(item) => item,
+                            Err(error) => {
+                                plan.dead_letters.push(dead(None, "item_too_large", error));
+                                continue;
+                            }
+                        };
                         for item in aggregate_items(tweet, shape, now_s) {
                             let key = (
                                 item[AGGREGATES_PK].as_str().unwrap_or_default().to_string(),
                                 item[AGGREGATES_SK].as_str().unwrap_or_default().to_string(),
                             );
+                            plan.origins
+                                .entry(ItemKey::Aggregate(key.0.clone(), key.1.clone()))
+                                .or_insert(origin);
                             plan.aggregates.insert(key, item);
                         }
-                        plan.tweets
-                            .insert(tweet.id.clone(), tweet_item(tweet, shape, now_s));
+                        plan.origins
+                            .entry(ItemKey::Tweet(tweet.id.clone()))
+                            .or_insert(origin);
+                        plan.tweets.insert(tweet.id.clone(), item);
                     }
                 }
-                Err(reason) => plan.dead_letters.push(dead(None, &reason)),
+                Err(reason) => {
+                    plan.dead_letters
+                        .push(dead(None, reason.code(), reason.to_string()))
+                }
             }
         }
     }
     plan
 }
 
-/// The tweet's item, keyed by the table's partition key, with its TTL.
-pub fn tweet_item(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Map<String, Value> {
+/// The tweet's item, keyed by the table's partition key, with its TTL;
+/// text over [`MAX_TEXT_BYTES`] cut and flagged. An item that would still
+/// pass DynamoDB's 400 KB (a record of other fields in the hundreds of
+/// kilobytes) is refused with its estimated size.
+pub fn tweet_item(
+    tweet: &Tweet,
+    shape: &ItemShape,
+    now_s: i64,
+) -> Result<Map<String, Value>, String> {
     let mut item = transform::dynamodb_item(tweet);
+    if tweet.text.len() > MAX_TEXT_BYTES {
+        let mut cut = MAX_TEXT_BYTES;
+        while !tweet.text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        item.insert("text".into(), Value::String(tweet.text[..cut].to_string()));
+        item.insert("text_truncated".into(), Value::Bool(true));
+    }
     if shape.partition_key != "tweet_id"
         && let Some(id) = item.remove("tweet_id")
     {
@@ -165,7 +237,92 @@ pub fn tweet_item(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Map<String, V
     if let Some((attribute, days)) = &shape.ttl {
         item.insert(attribute.clone(), Value::from(expiry(now_s, *days)));
     }
-    item
+    let size = item_size(&item);
+    if size > MAX_ITEM_BYTES {
+        return Err(format!(
+            "the item of tweet {} would take about {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte item limit",
+            tweet.id
+        ));
+    }
+    Ok(item)
+}
+
+/// An upper bound of an item's size as DynamoDB counts it: attribute names
+/// and string values in UTF-8 bytes, a number at most 21 bytes, a list or
+/// map 3 bytes plus 1 an element (and a map's names).
+pub fn item_size(item: &Map<String, Value>) -> usize {
+    fn value(v: &Value) -> usize {
+        match v {
+            Value::Null | Value::Bool(_) => 1,
+            Value::Number(_) => 21,
+            Value::String(s) => s.len(),
+            Value::Array(list) => 3 + list.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            Value::Object(map) => {
+                3 + map
+                    .iter()
+                    .map(|(k, v)| 1 + k.len() + value(v))
+                    .sum::<usize>()
+            }
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// A write the store refused for good, and why (the service's code and message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub key: ItemKey,
+    pub table: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The dead letters of the records whose items DynamoDB refused: one a
+/// record (or user record of a KPL aggregate), with the raw bytes and the
+/// service's reason, however many of its items were refused.
+pub fn rejected_dead_letters(
+    records: &[InRecord<'_>],
+    plan: &BatchPlan,
+    rejected: &[Rejected],
+) -> Vec<DeadLetter> {
+    let mut letters: BTreeMap<(usize, Option<u64>), DeadLetter> = BTreeMap::new();
+    for r in rejected {
+        let Some(origin) = plan.origins.get(&r.key).copied() else {
+            continue;
+        };
+        let Some(record) = records.get(origin.record) else {
+            continue;
+        };
+        let error = format!("table {}: {}: {}", r.table, r.code, r.message);
+        if let Some(letter) = letters.get_mut(&(origin.record, origin.sub_sequence)) {
+            if !letter.error.contains(&error) {
+                letter.error.push_str("; ");
+                letter.error.push_str(&error);
+            }
+            continue;
+        }
+        let user = deaggregate(record.partition_key, record.data)
+            .into_iter()
+            .find(|u| u.sub_sequence == origin.sub_sequence);
+        let (partition_key, data) = match &user {
+            Some(u) => (u.partition_key.to_string(), u.data.to_vec()),
+            None => (record.partition_key.to_string(), record.data.to_vec()),
+        };
+        letters.insert(
+            (origin.record, origin.sub_sequence),
+            DeadLetter {
+                shard_id: record.shard_id.to_string(),
+                sequence_number: record.sequence_number.to_string(),
+                sub_sequence: origin.sub_sequence,
+                index: None,
+                partition_key,
+                reason: "not_storable",
+                error,
+                data,
+            },
+        );
+    }
+    letters.into_values().collect()
 }
 
 /// `days` after `now_s`, in Unix seconds; saturating, so that no clock or
@@ -220,6 +377,7 @@ fn aggregate_items(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Vec<Map<Stri
     if let Some(lang) = &tweet.lang {
         values.push(("lang", lang.clone()));
     }
+    values.retain(|(_, value)| value.len() <= MAX_AGGREGATE_VALUE_BYTES);
     values
         .into_iter()
         .map(|(dimension, value)| {

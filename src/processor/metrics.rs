@@ -34,6 +34,12 @@ pub struct ConsumerMetrics {
     behind: Mutex<HashMap<String, i64>>,
     /// Shards whose reader's latest GetRecords found nothing new.
     at_tip: Mutex<HashSet<String>>,
+    /// Per shard, when the oldest record read but not yet checkpointed
+    /// arrived in the stream (Unix milliseconds): a reader stuck on a slice
+    /// shows as lag even though its last GetRecords was at the tip.
+    pending_since: Mutex<HashMap<String, i64>>,
+    /// Shards whose reader has retried the same work longer than the stall bound.
+    stalled: Mutex<HashSet<String>>,
     /// Open shards not known to be read to their tip: unread (free, expired,
     /// or ours without a reader) or read by us and not caught up. Set by
     /// each lease pass that completes; `u64::MAX` before the first one and
@@ -59,9 +65,14 @@ pub struct ConsumerSnapshot {
     /// Attempts at AWS calls the SDK retried (throttling, 5xx, timeouts,
     /// dropped connections), over the whole process.
     pub sdk_retries: u64,
+    /// How far the most lagging shard is behind: the larger of what
+    /// GetRecords says (MillisBehindLatest) and how long its oldest record
+    /// read but not checkpointed has waited.
     pub millis_behind_latest: i64,
     /// Shards this process reads (that reported a position).
     pub shards: usize,
+    /// Shards whose reader has retried the same work longer than the stall bound.
+    pub stalled_shards: usize,
 }
 
 impl ConsumerMetrics {
@@ -77,10 +88,38 @@ impl ConsumerMetrics {
         behind.insert(shard.to_string(), millis);
     }
 
-    /// A shard no longer read by this process stops counting towards lag.
+    /// A shard no longer read by this process (read to its end, lease
+    /// lost, reader stopped) stops counting towards lag and stalls, so an
+    /// alarm cannot stay stuck on a figure nobody updates.
     pub fn forget_shard(&self, shard: &str) {
         self.behind.lock().expect("metrics lock").remove(shard);
+        self.pending_since
+            .lock()
+            .expect("metrics lock")
+            .remove(shard);
+        self.stalled.lock().expect("metrics lock").remove(shard);
         self.at_tip(shard, false);
+    }
+
+    /// The arrival time (Unix milliseconds) of the oldest record of `shard`
+    /// read and not yet checkpointed; None once everything read is.
+    pub fn pending(&self, shard: &str, arrived_ms: Option<i64>) {
+        let mut pending = self.pending_since.lock().expect("metrics lock");
+        match arrived_ms {
+            Some(at) => pending.insert(shard.to_string(), at),
+            None => pending.remove(shard),
+        };
+    }
+
+    /// Whether the reader of `shard` is stalled (retrying the same work
+    /// longer than the bound).
+    pub fn stalled(&self, shard: &str, stalled: bool) {
+        let mut set = self.stalled.lock().expect("metrics lock");
+        if stalled {
+            set.insert(shard.to_string());
+        } else {
+            set.remove(shard);
+        }
     }
 
     /// Whether the reader of `shard` has caught up with the tip (its latest
@@ -99,11 +138,22 @@ impl ConsumerMetrics {
     }
 
     pub fn snapshot(&self) -> ConsumerSnapshot {
+        self.snapshot_at(crate::processor::consumer::lease::now_ms() as i64)
+    }
+
+    /// The counters, with lag computed as of `now_ms` (Unix milliseconds).
+    pub fn snapshot_at(&self, now_ms: i64) -> ConsumerSnapshot {
         let batches = self.batches.load(Relaxed);
         let (millis_behind_latest, shards) = {
             let behind = self.behind.lock().expect("metrics lock");
-            (behind.values().copied().max().unwrap_or(0), behind.len())
+            let pending = self.pending_since.lock().expect("metrics lock");
+            let waiting = pending.values().map(|&at| (now_ms - at).max(0));
+            (
+                behind.values().copied().chain(waiting).max().unwrap_or(0),
+                behind.len(),
+            )
         };
+        let stalled_shards = self.stalled.lock().expect("metrics lock").len();
         ConsumerSnapshot {
             records_in: self.records_in.load(Relaxed),
             user_records: self.user_records.load(Relaxed),
@@ -124,6 +174,7 @@ impl ConsumerMetrics {
             sdk_retries: crate::aws::call_stats().sdk_retries,
             millis_behind_latest,
             shards,
+            stalled_shards,
         }
     }
 }
@@ -132,7 +183,7 @@ impl ConsumerSnapshot {
     /// One progress line.
     pub fn line(&self) -> String {
         format!(
-            "consume: {} records, {} tweets stored, {} dead letters, {} batches (mean {} ms, max {} ms), {} BatchWriteItem calls, {} shard(s), {} ms behind",
+            "consume: {} records, {} tweets stored, {} dead letters, {} batches (mean {} ms, max {} ms), {} BatchWriteItem calls, {} shard(s), {} ms behind, {} stalled",
             self.records_in,
             self.tweets_stored,
             self.dead_letters,
@@ -141,7 +192,8 @@ impl ConsumerSnapshot {
             self.batch_latency_ms_max,
             self.write_calls,
             self.shards,
-            self.millis_behind_latest
+            self.millis_behind_latest,
+            self.stalled_shards
         )
     }
 
@@ -180,6 +232,13 @@ impl ConsumerSnapshot {
                 StandardUnit::Milliseconds,
             ),
             datum("Heartbeat", 1.0, StandardUnit::Count),
+            // A gauge the stalled-shard alarm reads: shards whose reader has
+            // retried the same work longer than the stall bound.
+            datum(
+                "StalledShards",
+                self.stalled_shards as f64,
+                StandardUnit::Count,
+            ),
             // Every retry, the SDK's and the processor's own: a rise is the
             // first sign of throttling or an ailing endpoint.
             datum(
@@ -287,11 +346,41 @@ mod tests {
         assert_eq!(value(&data, "DeadLetters"), Some(2.0));
         assert_eq!(value(&data, "Retries"), Some(4.0 + 2.0 + 1.0));
         assert_eq!(value(&data, "MillisBehindLatest"), Some(700.0));
+        assert_eq!(value(&data, "StalledShards"), Some(0.0));
         // No batch in the period: no latency datum rather than a zero.
         assert_eq!(value(&data, "BatchLatencyMillis"), None);
         assert!(
             data.iter()
                 .all(|d| d.dimensions().iter().any(|x| x.value() == Some("s")))
+        );
+    }
+
+    #[test]
+    fn lag_counts_records_waiting_behind_the_checkpoint_and_forgotten_shards_do_not() {
+        let m = ConsumerMetrics::default();
+        // The last GetRecords was at the tip, but a slice that arrived at
+        // t = 1,000 ms is still not stored at t = 61,000 ms.
+        m.behind("a", 0);
+        m.pending("a", Some(1_000));
+        m.stalled("a", true);
+        let s = m.snapshot_at(61_000);
+        assert_eq!(s.millis_behind_latest, 60_000);
+        assert_eq!(s.stalled_shards, 1);
+        assert_eq!(
+            value(&s.data(&ConsumerSnapshot::default(), "x"), "StalledShards"),
+            Some(1.0)
+        );
+        // Stored and checkpointed: the GetRecords figure is all that is left.
+        m.pending("a", None);
+        m.behind("a", 250);
+        assert_eq!(m.snapshot_at(61_000).millis_behind_latest, 250);
+        // The lease is lost: nothing of the shard counts any more.
+        m.pending("a", Some(1_000));
+        m.forget_shard("a");
+        let s = m.snapshot_at(61_000);
+        assert_eq!(
+            (s.millis_behind_latest, s.stalled_shards, s.shards),
+            (0, 0, 0)
         );
     }
 }

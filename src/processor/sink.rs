@@ -4,6 +4,14 @@
 //! backoff. Every write is idempotent (see [`super::batch`]), so a batch
 //! stored twice leaves the same data; the consumer checkpoints only after
 //! `store` returns Ok.
+//!
+//! A call DynamoDB refuses for good (a ValidationException for an item or
+//! key over its limits, an access denied, an item that is not valid
+//! attributes) fails the whole call, whatever the other 24 items are. The
+//! call is split in halves until the refused items stand alone; those are
+//! returned as [`Rejected`] (the consumer makes their records dead letters)
+//! and everything else is stored. A transient failure (throttling, 5xx,
+//! timeouts) fails the store instead, to be retried whole.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,11 +20,10 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_s3::primitives::ByteStream;
-use backon::BackoffBuilder;
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
-use super::batch::BatchPlan;
+use super::batch::{BatchPlan, DeadLetter, ItemKey, Rejected};
 use super::metrics::ConsumerMetrics;
 use crate::aws::{AwsError, ResultExt};
 
@@ -33,14 +40,6 @@ pub struct SinkTargets {
 pub enum SinkError {
     #[error(transparent)]
     Aws(#[from] AwsError),
-    #[error("an item of tweet {id} cannot be written as DynamoDB attributes: {message}")]
-    Item { id: String, message: String },
-    #[error("{table}: {left} item(s) still unprocessed after {attempts} attempts")]
-    Unprocessed {
-        table: String,
-        left: usize,
-        attempts: usize,
-    },
     #[error("a write task failed: {0}")]
     Task(String),
 }
@@ -83,16 +82,26 @@ impl Sink {
         &self.targets
     }
 
-    /// Stores everything the plan holds; Ok means all of it is durable.
-    pub async fn store(&self, plan: &BatchPlan) -> Result<(), SinkError> {
-        self.store_dead_letters(plan).await?;
-        let tweets = to_requests(plan.tweets.iter().map(|(id, item)| (id.as_str(), item)))?;
+    /// Stores everything the plan holds; Ok means all of it is durable but
+    /// the items returned as rejected, which DynamoDB refuses for good.
+    pub async fn store(&self, plan: &BatchPlan) -> Result<Vec<Rejected>, SinkError> {
+        self.store_dead_letters(&plan.dead_letters).await?;
+        let mut rejected = Vec::new();
+        let tweets = to_requests(
+            &self.targets.tweets_table,
+            plan.tweets
+                .iter()
+                .map(|(id, item)| (ItemKey::Tweet(id.clone()), item)),
+            &mut rejected,
+        );
         let aggregates = to_requests(
+            &self.targets.aggregates_table,
             plan.aggregates
                 .iter()
-                .map(|((_, sk), item)| (sk.as_str(), item)),
-        )?;
-        let mut chunks: Vec<(String, Vec<WriteRequest>)> = Vec::new();
+                .map(|((pk, sk), item)| (ItemKey::Aggregate(pk.clone(), sk.clone()), item)),
+            &mut rejected,
+        );
+        let mut chunks: Vec<(String, Vec<(ItemKey, WriteRequest)>)> = Vec::new();
         for (table, requests) in [
             (&self.targets.tweets_table, tweets),
             (&self.targets.aggregates_table, aggregates),
@@ -115,31 +124,36 @@ impl Sink {
             let Some(done) = tasks.join_next().await else {
                 break;
             };
-            let outcome = done
+            match done
                 .map_err(|e| SinkError::Task(e.to_string()))
-                .and_then(|r| r);
-            if let Err(e) = outcome
-                && result.is_ok()
+                .and_then(|r| r)
             {
-                result = Err(e);
+                Ok(refused) => rejected.extend(refused),
+                Err(e) if result.is_ok() => result = Err(e),
+                Err(_) => {}
             }
         }
         result?;
-        self.metrics
-            .tweets_stored
-            .fetch_add(plan.tweets.len() as u64, Relaxed);
-        self.metrics
-            .aggregate_items
-            .fetch_add(plan.aggregates.len() as u64, Relaxed);
-        self.metrics
-            .dead_letters
-            .fetch_add(plan.dead_letters.len() as u64, Relaxed);
-        Ok(())
+        let refused_tweets = rejected
+            .iter()
+            .filter(|r| matches!(r.key, ItemKey::Tweet(_)))
+            .count();
+        self.metrics.tweets_stored.fetch_add(
+            plan.tweets.len().saturating_sub(refused_tweets) as u64,
+            Relaxed,
+        );
+        let refused_aggregates = rejected.len() - refused_tweets;
+        self.metrics.aggregate_items.fetch_add(
+            plan.aggregates.len().saturating_sub(refused_aggregates) as u64,
+            Relaxed,
+        );
+        Ok(rejected)
     }
 
-    async fn store_dead_letters(&self, plan: &BatchPlan) -> Result<(), SinkError> {
+    /// Stores dead letters in S3 (one object each, idempotent keys) and counts them.
+    pub async fn store_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), SinkError> {
         let mut tasks = JoinSet::new();
-        for dead in &plan.dead_letters {
+        for dead in letters {
             let key = dead.key(&self.targets.dead_letter_prefix);
             let body = serde_json::to_vec(dead).expect("a dead letter serializes");
             let s3 = self.s3.clone();
@@ -159,18 +173,59 @@ impl Sink {
         while let Some(done) = tasks.join_next().await {
             done.map_err(|e| SinkError::Task(e.to_string()))??;
         }
+        self.metrics
+            .dead_letters
+            .fetch_add(letters.len() as u64, Relaxed);
         Ok(())
     }
 
+    /// One chunk of writes: a BatchWriteItem and its UnprocessedItems,
+    /// retried with backoff; refused for good, split until the refused
+    /// items stand alone (they are returned, the rest is stored).
+    async fn write_chunk(
+        &self,
+        table: String,
+        chunk: Vec<(ItemKey, WriteRequest)>,
+    ) -> Result<Vec<Rejected>, SinkError> {
+        let mut rejected = Vec::new();
+        // Halves still to write; a refused call puts its two halves here.
+        let mut work = vec![chunk];
+        while let Some(part) = work.pop() {
+            match self.write_part(&table, &part).await {
+                Ok(()) => {}
+                Err(e) if e.is_permanent() && part.len() > 1 => {
+                    let mut first = part;
+                    let second = first.split_off(first.len() / 2);
+                    work.push(second);
+                    work.push(first);
+                }
+                Err(e) if e.is_permanent() => {
+                    let (key, _) = part.into_iter().next().expect("a part is not empty");
+                    rejected.push(Rejected {
+                        key,
+                        table: table.clone(),
+                        code: e.code.clone().unwrap_or_else(|| "refused".into()),
+                        message: e.detail.clone(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(rejected)
+    }
+
     /// One BatchWriteItem and its UnprocessedItems, retried with backoff.
-    async fn write_chunk(&self, table: String, chunk: Vec<WriteRequest>) -> Result<(), SinkError> {
-        let mut requests = chunk;
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(5))
-            .with_jitter()
-            .with_max_times(UNPROCESSED_ATTEMPTS)
-            .build();
+    async fn write_part(
+        &self,
+        table: &str,
+        part: &[(ItemKey, WriteRequest)],
+    ) -> Result<(), AwsError> {
+        let mut requests: Vec<WriteRequest> = part.iter().map(|(_, r)| r.clone()).collect();
+        let mut delays = crate::aws::backoff(
+            Duration::from_millis(50),
+            Duration::from_secs(5),
+            Some(UNPROCESSED_ATTEMPTS),
+        );
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -178,14 +233,14 @@ impl Sink {
             let out = self
                 .dynamodb
                 .batch_write_item()
-                .request_items(&table, requests)
+                .request_items(table, requests)
                 .send()
                 .await
                 .aws(format!("writing {count} item(s) to table {table}"))?;
             self.metrics.write_calls.fetch_add(1, Relaxed);
             let left: Vec<WriteRequest> = out
                 .unprocessed_items()
-                .and_then(|u| u.get(&table))
+                .and_then(|u| u.get(table))
                 .cloned()
                 .unwrap_or_default();
             self.metrics
@@ -196,10 +251,14 @@ impl Sink {
             }
             self.metrics.unprocessed_retries.fetch_add(1, Relaxed);
             let Some(delay) = delays.next() else {
-                return Err(SinkError::Unprocessed {
-                    table,
-                    left: left.len(),
-                    attempts,
+                return Err(AwsError {
+                    action: format!("writing {count} item(s) to table {table}"),
+                    code: None,
+                    detail: format!(
+                        "{} item(s) still unprocessed after {attempts} attempts",
+                        left.len()
+                    ),
+                    class: crate::aws::ErrorClass::Transient,
                 });
             };
             tokio::time::sleep(delay).await;
@@ -208,21 +267,30 @@ impl Sink {
     }
 }
 
+/// Put requests of the items; an item that is not valid DynamoDB
+/// attributes is refused at once, as DynamoDB would refuse it.
 fn to_requests<'a>(
-    items: impl Iterator<Item = (&'a str, &'a Map<String, Value>)>,
-) -> Result<Vec<WriteRequest>, SinkError> {
-    items
-        .map(|(id, item)| {
-            let attributes: HashMap<String, AttributeValue> =
-                serde_dynamo::to_item(item).map_err(|e| SinkError::Item {
-                    id: id.to_string(),
-                    message: e.to_string(),
-                })?;
-            let put = PutRequest::builder()
-                .set_item(Some(attributes))
-                .build()
-                .expect("an item is set");
-            Ok(WriteRequest::builder().put_request(put).build())
-        })
-        .collect()
+    table: &str,
+    items: impl Iterator<Item = (ItemKey, &'a Map<String, Value>)>,
+    rejected: &mut Vec<Rejected>,
+) -> Vec<(ItemKey, WriteRequest)> {
+    let mut requests = Vec::new();
+    for (key, item) in items {
+        match serde_dynamo::to_item::<_, HashMap<String, AttributeValue>>(item) {
+            Ok(attributes) => {
+                let put = PutRequest::builder()
+                    .set_item(Some(attributes))
+                    .build()
+                    .expect("an item is set");
+                requests.push((key, WriteRequest::builder().put_request(put).build()));
+            }
+            Err(e) => rejected.push(Rejected {
+                key,
+                table: table.to_string(),
+                code: "SerializationError".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    requests
 }

@@ -22,6 +22,7 @@ cfn_placeholder        other unsupported types recorded in the stack (events, li
 cfn_resources          Describe/ListStackResources from template + events, never re-creating
 firehose_delivery      Kinesis -> Firehose -> S3 delivery with buffering, GZIP, prefixes
 kinesis_shards         no lost records under concurrent PutRecords; O(1) sequence numbers
+kinesis_reshard        closed shards end, keep their records; sequence numbers validated
 =====================  ==============================================================
 
 ``apply_all()`` installs them; ``python -m streamstack_emulator`` runs the server.
@@ -65,6 +66,7 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
         cfn_s3,
         cfn_vpc,
         ec2_vpc,
+        kinesis_reshard,
         kinesis_shards,
     )
 
@@ -89,6 +91,7 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
     cfn_placeholder.apply()
     cfn_resources.apply()
     kinesis_shards.apply()
+    kinesis_reshard.apply()
 
     if start_delivery:
         from . import firehose_delivery

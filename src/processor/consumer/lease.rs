@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::aws::{AwsError, ResultExt, service_code};
+use crate::aws::{AwsError, ResultExt, is_conditional_failure};
 use crate::template::logical::{LEASE_CHECKPOINT, LEASES_PK};
 
 /// The checkpoint of a shard read to its end.
@@ -29,6 +29,11 @@ const COUNTER: &str = "counter";
 const PARENTS: &str = "parents";
 /// When the checkpoint was last written (Unix milliseconds), for `status`.
 const CHECKPOINTED_AT: &str = "checkpointed_at";
+/// Since when the reader has been retrying the same slice (Unix
+/// milliseconds), and the last error: set once a reader is stalled, removed
+/// by the next checkpoint. `status` names the shard and the error.
+const STALLED_SINCE: &str = "stalled_since";
+const LAST_ERROR: &str = "last_error";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -41,6 +46,10 @@ pub struct Lease {
     pub parents: Vec<String>,
     /// When the checkpoint was last written (Unix milliseconds).
     pub checkpointed_at: Option<i64>,
+    /// Since when its reader has been retrying the same work (Unix
+    /// milliseconds), and the last error, while it is stalled.
+    pub stalled_since: Option<i64>,
+    pub last_error: Option<String>,
 }
 
 impl Lease {
@@ -62,6 +71,13 @@ fn s(v: &str) -> AttributeValue {
 
 fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
@@ -86,6 +102,11 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
             .get(CHECKPOINTED_AT)
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok()),
+        stalled_since: item
+            .get(STALLED_SINCE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()),
+        last_error: item.get(LAST_ERROR).and_then(|v| v.as_s().ok()).cloned(),
     })
 }
 
@@ -166,7 +187,7 @@ impl LeaseTable {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
             Err(e) => Err(AwsError::new(
                 format!("creating the lease of shard {shard_id}"),
                 e,
@@ -253,25 +274,72 @@ impl LeaseTable {
             .update_item()
             .table_name(&self.table)
             .key(LEASES_PK, s(shard_id))
-            .update_expression("SET #checkpoint = :seq, #at = :now")
+            // A checkpoint is progress: whatever stall was recorded is over.
+            .update_expression("SET #checkpoint = :seq, #at = :now REMOVE #stalled, #error")
             .condition_expression("#owner = :me")
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_names("#checkpoint", LEASE_CHECKPOINT)
             .expression_attribute_names("#at", CHECKPOINTED_AT)
+            .expression_attribute_names("#stalled", STALLED_SINCE)
+            .expression_attribute_names("#error", LAST_ERROR)
             .expression_attribute_values(":me", s(&self.worker))
             .expression_attribute_values(":seq", s(sequence))
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis())
-                        .to_string(),
-                ),
-            )
+            .expression_attribute_values(":now", n(now_ms()))
             .send()
             .await;
         Ok(conditional(result, 0, format!("checkpointing shard {shard_id}"))?.is_some())
+    }
+
+    /// Records that the reader of `shard_id` has been retrying the same
+    /// work since a time (Unix milliseconds) and why, so `status` can say
+    /// so; `None` clears it (the reader recovered without a checkpoint).
+    /// False when the lease is no longer this worker's.
+    pub async fn record_stall(
+        &self,
+        shard_id: &str,
+        stall: Option<(u64, &str)>,
+    ) -> Result<bool, AwsError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASES_PK, s(shard_id))
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#stalled", STALLED_SINCE)
+            .expression_attribute_names("#error", LAST_ERROR)
+            .expression_attribute_values(":me", s(&self.worker));
+        let request = match stall {
+            Some((since_ms, error)) => {
+                // An attribute has room for far more, but a status line does not.
+                let error: String = error.chars().take(1000).collect();
+                request
+                    .update_expression("SET #stalled = :since, #error = :error")
+                    .expression_attribute_values(":since", n(since_ms))
+                    .expression_attribute_values(":error", s(&error))
+            }
+            None => request.update_expression("REMOVE #stalled, #error"),
+        };
+        let result = request.send().await;
+        Ok(conditional(
+            result,
+            0,
+            format!("recording the stall of shard {shard_id}"),
+        )?
+        .is_some())
+    }
+
+    /// Removes the lease of a shard the stream no longer has (past
+    /// retention after a reshard): nothing is left to read in it.
+    pub async fn delete(&self, shard_id: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(LEASES_PK, s(shard_id))
+            .send()
+            .await
+            .aws(format!("removing the lease of vanished shard {shard_id}"))?;
+        Ok(())
     }
 
     /// Gives a lease up, so another worker can take it without waiting.
@@ -311,6 +379,7 @@ fn conditional<T, E>(
 ) -> Result<Option<u64>, AwsError>
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + aws_smithy_types::retry::ProvideErrorKind
         + std::error::Error
         + Send
         + Sync
@@ -318,7 +387,7 @@ where
 {
     match result {
         Ok(_) => Ok(Some(value)),
-        Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(e) if is_conditional_failure(&e) => Ok(None),
         Err(e) => Err(AwsError::new(action, e)),
     }
 }

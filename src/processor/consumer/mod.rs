@@ -6,6 +6,7 @@
 //! runs one reader a held shard. On shutdown the readers finish their batch
 //! and checkpoint, and the leases are released for others to take at once.
 
+pub mod backlog;
 pub mod lease;
 pub mod shard;
 
@@ -130,15 +131,16 @@ struct Held {
     reader: JoinHandle<Result<ReaderEnd, AwsError>>,
 }
 
-/// Lists the stream's shards into the lease table.
-pub async fn sync_shards(
+/// Every shard of the stream, all pages of ListShards (closed shards
+/// included, as long as they are within retention).
+pub async fn list_shards(
     kinesis: &aws_sdk_kinesis::Client,
     stream: &str,
-    leases: &LeaseTable,
-) -> Result<usize, AwsError> {
+) -> Result<Vec<aws_sdk_kinesis::types::Shard>, AwsError> {
     let mut token: Option<String> = None;
-    let mut count = 0;
+    let mut shards = Vec::new();
     loop {
+        // A NextToken carries the stream; AWS refuses both in one call.
         let request = match &token {
             Some(t) => kinesis.list_shards().next_token(t),
             None => kinesis.list_shards().stream_name(stream),
@@ -147,20 +149,49 @@ pub async fn sync_shards(
             .send()
             .await
             .aws(format!("listing the shards of {stream}"))?;
-        for shard in out.shards() {
-            let parents: Vec<String> = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
-                .into_iter()
-                .flatten()
-                .map(str::to_string)
-                .collect();
-            leases.create_if_missing(shard.shard_id(), &parents).await?;
-            count += 1;
-        }
+        shards.extend_from_slice(out.shards());
         token = out.next_token().map(str::to_string);
         if token.is_none() {
-            return Ok(count);
+            return Ok(shards);
         }
     }
+}
+
+/// Lists the stream's shards into the lease table, and removes the leases
+/// of shards the stream no longer has: read to their end, or confirmed gone
+/// (GetShardIterator says so) once past retention. A lease missing only
+/// from a listing that lags (a child shard just created) is kept.
+pub async fn sync_shards(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+    leases: &LeaseTable,
+) -> Result<usize, AwsError> {
+    let shards = list_shards(kinesis, stream).await?;
+    let mut listed = HashSet::new();
+    for shard in &shards {
+        let parents: Vec<String> = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        leases.create_if_missing(shard.shard_id(), &parents).await?;
+        listed.insert(shard.shard_id().to_string());
+    }
+    for lease in leases.scan().await? {
+        if listed.contains(&lease.shard_id) {
+            continue;
+        }
+        let gone = lease.finished()
+            || match shard::iterator_after(kinesis, stream, &lease.shard_id, None).await {
+                Ok(_) => false,
+                Err(e) if e.is_not_found() => true,
+                Err(e) => return Err(e),
+            };
+        if gone {
+            leases.delete(&lease.shard_id).await?;
+        }
+    }
+    Ok(shards.len())
 }
 
 /// Runs a worker until `cancel`, then hands its shards over. Returns after
@@ -350,6 +381,8 @@ mod tests {
             checkpoint: None,
             parents: vec![],
             checkpointed_at: None,
+            stalled_since: None,
+            last_error: None,
         }
     }
 

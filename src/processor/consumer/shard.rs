@@ -1,25 +1,33 @@
 //! Reads one leased shard: GetRecords within the per-shard limits, each
 //! batch planned, stored by the sink and only then checkpointed. Expired
 //! iterators are renewed from the last checkpoint; throttling backs off; a
-//! shard read to its end is checkpointed as [`SHARD_END`] so its children
-//! can start.
+//! shard read to its end, or gone past retention, is checkpointed as
+//! [`SHARD_END`] so its children can start. Records DynamoDB refuses for
+//! good become dead letters and the shard moves on; work retried longer
+//! than the stall bound ([`STALL_AFTER`]) is reported, never silent.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_kinesis::types::ShardIteratorType;
-use backon::BackoffBuilder;
 use tokio_util::sync::CancellationToken;
 
 use super::lease::{LeaseTable, SHARD_END};
-use crate::aws::{AwsError, ResultExt, service_code};
+use crate::aws::{AwsError, ResultExt};
 use crate::processor::batch::{self, InRecord, ItemShape};
 use crate::processor::metrics::ConsumerMetrics;
 use crate::processor::sink::Sink;
 
-/// Kinesis allows five GetRecords a second a shard: never call faster.
-pub const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
+/// Kinesis allows five GetRecords a second a shard, shared by everything
+/// that reads it, and Firehose reads the same shards. A reader that is
+/// behind calls at most every 400 ms (2.5 a second), leaving the rest.
+pub const MIN_CALL_INTERVAL: Duration = Duration::from_millis(400);
+
+/// A reader retrying the same work (a read, a store) this long is stalled,
+/// by default: counted in the StalledShards metric (alarmed) and recorded
+/// in its lease for `status`, with the last error.
+pub const STALL_AFTER: Duration = Duration::from_secs(60);
 
 /// Records stored and checkpointed at once.
 pub const STORE_SLICE: usize = 100;
@@ -36,6 +44,8 @@ pub struct ReaderContext {
     pub get_records: i32,
     /// Wait after an empty read (nothing new at the tip).
     pub idle_poll: Duration,
+    /// Retrying the same work this long is a stall ([`STALL_AFTER`] by default).
+    pub stall_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +59,18 @@ pub enum ReaderEnd {
 }
 
 /// An iterator just after `after` (a checkpoint), or at the shard's start
-/// when there is none. Also what `status` and `down` use to see what is unread.
+/// when there is none; None for a shard read to its end ([`SHARD_END`] is
+/// no sequence number: Kinesis refuses it). Also what `status` and `down`
+/// use to see what is unread.
 pub async fn iterator_after(
     kinesis: &aws_sdk_kinesis::Client,
     stream: &str,
     shard: &str,
     after: Option<&str>,
 ) -> Result<Option<String>, AwsError> {
+    if after == Some(SHARD_END) {
+        return Ok(None);
+    }
     let request = kinesis
         .get_shard_iterator()
         .stream_name(stream)
@@ -82,12 +97,7 @@ fn now_s() -> i64 {
 /// Delays between retries of a failed read or store: jittered, 250 ms
 /// doubling to 10 s, never giving up (nothing is skipped; cancellation ends it).
 fn retry_delays() -> backon::ExponentialBackoff {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(250))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
+    crate::aws::backoff(Duration::from_millis(250), Duration::from_secs(10), None)
 }
 
 /// Waits `delay`, or less when cancelled; true when cancelled.
@@ -98,28 +108,134 @@ async fn pause(delay: Duration, cancel: &CancellationToken) -> bool {
     }
 }
 
+/// How long to wait before the next GetRecords: the idle poll once the
+/// reader is at the tip, else what is left of [`MIN_CALL_INTERVAL`]. At
+/// the tip means Kinesis says 0 ms behind; an empty page that is still
+/// behind (a gap in the shard, or a shard just after a reshard) is not.
+pub fn next_read_wait(
+    records: usize,
+    millis_behind: Option<i64>,
+    since_call: Duration,
+    idle_poll: Duration,
+) -> Duration {
+    let at_tip = match millis_behind {
+        Some(ms) => ms == 0,
+        // An endpoint that does not say: an empty page is the tip.
+        None => records == 0,
+    };
+    if at_tip {
+        idle_poll.max(MIN_CALL_INTERVAL.saturating_sub(since_call))
+    } else {
+        MIN_CALL_INTERVAL.saturating_sub(since_call)
+    }
+}
+
+/// Tracks how long a reader has been retrying the same work, and reports a
+/// stall (metric, lease) once it passes the context's `stall_after`.
+struct StallWatch {
+    /// When the current run of failures began, and the same as Unix milliseconds.
+    since: Option<(std::time::Instant, u64)>,
+    reported: bool,
+}
+
+impl StallWatch {
+    fn new() -> Self {
+        Self {
+            since: None,
+            reported: false,
+        }
+    }
+
+    async fn failed(&mut self, ctx: &ReaderContext, shard: &str, error: &str) {
+        let (began, since_ms) = *self
+            .since
+            .get_or_insert_with(|| (std::time::Instant::now(), super::lease::now_ms()));
+        if self.reported || began.elapsed() < ctx.stall_after {
+            return;
+        }
+        self.reported = true;
+        ctx.metrics.stalled(shard, true);
+        eprintln!(
+            "consume: shard {shard} is STALLED: the same work has failed for {} s; last error: {error}",
+            began.elapsed().as_secs()
+        );
+        if let Err(e) = ctx
+            .leases
+            .record_stall(shard, Some((since_ms, error)))
+            .await
+        {
+            eprintln!("consume: {e}");
+        }
+    }
+
+    /// The work succeeded. A checkpoint clears the lease's record itself;
+    /// `checkpointed` false clears it here.
+    async fn recovered(&mut self, ctx: &ReaderContext, shard: &str, checkpointed: bool) {
+        self.since = None;
+        if !std::mem::take(&mut self.reported) {
+            return;
+        }
+        ctx.metrics.stalled(shard, false);
+        eprintln!("consume: shard {shard} moves again");
+        if !checkpointed && let Err(e) = ctx.leases.record_stall(shard, None).await {
+            eprintln!("consume: {e}");
+        }
+    }
+}
+
 /// Reads `shard` from after `checkpoint` (its start when None) until its
-/// end, cancellation, or the loss of its lease.
+/// end, cancellation, or the loss of its lease. However it ends, the shard
+/// stops counting in this process's lag and stall figures.
 pub async fn read(
     ctx: Arc<ReaderContext>,
     shard: String,
     checkpoint: Option<String>,
     cancel: CancellationToken,
 ) -> Result<ReaderEnd, AwsError> {
+    let end = read_until_end(&ctx, &shard, checkpoint, &cancel).await;
+    ctx.metrics.forget_shard(&shard);
+    end
+}
+
+/// Why a slice could not be stored yet.
+#[derive(Debug, thiserror::Error)]
+enum SliceError {
+    #[error(transparent)]
+    Sink(#[from] crate::processor::sink::SinkError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+async fn read_until_end(
+    ctx: &ReaderContext,
+    shard: &str,
+    checkpoint: Option<String>,
+    cancel: &CancellationToken,
+) -> Result<ReaderEnd, AwsError> {
+    let shard = shard.to_string();
     let mut last = checkpoint;
     let mut errors = retry_delays();
+    let mut stall = StallWatch::new();
     'iterators: loop {
-        let mut next =
-            match iterator_after(&ctx.kinesis, &ctx.stream, &shard, last.as_deref()).await {
-                Ok(it) => it,
-                Err(e) => {
-                    eprintln!("consume: {e}; retrying");
-                    if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), &cancel).await {
-                        return Ok(ReaderEnd::Stopped);
-                    }
-                    continue;
+        let mut next = match iterator_after(&ctx.kinesis, &ctx.stream, &shard, last.as_deref())
+            .await
+        {
+            Ok(it) => it,
+            Err(e) if e.is_not_found() => {
+                // The shard is gone: past retention after a reshard (the
+                // KCL treats it so). Ended, so its children are read.
+                eprintln!("consume: shard {shard} no longer exists ({e}); counting it as ended");
+                None
+            }
+            Err(e) => {
+                eprintln!("consume: {e}; retrying");
+                stall.failed(ctx, &shard, &e.to_string()).await;
+                if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
+                    return Ok(ReaderEnd::Stopped);
                 }
-            };
+                continue;
+            }
+        };
         loop {
             if cancel.is_cancelled() {
                 return Ok(ReaderEnd::Stopped);
@@ -127,7 +243,6 @@ pub async fn read(
             let Some(it) = next.take() else {
                 // The shard is closed and every record of it is stored.
                 return Ok(if ctx.leases.checkpoint(&shard, SHARD_END).await? {
-                    ctx.metrics.forget_shard(&shard);
                     ReaderEnd::ShardEnd
                 } else {
                     ReaderEnd::Lost
@@ -149,17 +264,18 @@ pub async fn read(
                 Ok(out) => out,
                 Err(e) => {
                     ctx.metrics.at_tip(&shard, false);
-                    let code = service_code(&e).map(str::to_string);
+                    let code = crate::aws::service_code(&e).map(str::to_string);
                     if code.as_deref() == Some("ExpiredIteratorException") {
                         // Iterators live five minutes: start again from the checkpoint.
                         continue 'iterators;
                     }
                     let e = AwsError::new(format!("reading shard {shard} of {}", ctx.stream), e);
-                    if code.as_deref() != Some("ProvisionedThroughputExceededException") {
+                    if !e.is_retryable() {
                         eprintln!("consume: {e}; retrying");
                     }
+                    stall.failed(ctx, &shard, &e.to_string()).await;
                     next = Some(it);
-                    if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), &cancel).await {
+                    if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
                         return Ok(ReaderEnd::Stopped);
                     }
                     continue;
@@ -174,11 +290,20 @@ pub async fn read(
                 &shard,
                 records.is_empty() && out.millis_behind_latest().unwrap_or(0) == 0,
             );
+            if records.is_empty() {
+                stall.recovered(ctx, &shard, false).await;
+            }
             // A GetRecords answer holds up to 10,000 records: stored and
             // checkpointed a slice at a time, memory stays bounded and a
             // shutdown waits for one slice, not for the whole answer.
             for slice in records.chunks(STORE_SLICE) {
                 let received = std::time::Instant::now();
+                ctx.metrics.pending(
+                    &shard,
+                    slice[0]
+                        .approximate_arrival_timestamp()
+                        .and_then(|t| t.to_millis().ok()),
+                );
                 let inputs: Vec<InRecord<'_>> = slice
                     .iter()
                     .map(|r| InRecord {
@@ -189,7 +314,6 @@ pub async fn read(
                     })
                     .collect();
                 let plan = batch::plan(&inputs, &ctx.shape, now_s());
-                drop(inputs);
                 ctx.metrics
                     .records_in
                     .fetch_add(plan.records as u64, Relaxed);
@@ -198,15 +322,33 @@ pub async fn read(
                     .fetch_add(plan.user_records as u64, Relaxed);
                 // Nothing is checkpointed before the sink has it all; a failed
                 // store is retried as a whole (its writes are idempotent).
+                // What DynamoDB refuses for good is stored as dead letters.
                 let mut store_errors = retry_delays();
-                while let Err(e) = ctx.sink.store(&plan).await {
+                loop {
+                    let stored: Result<(), SliceError> = async {
+                        let rejected = ctx.sink.store(&plan).await?;
+                        if !rejected.is_empty() {
+                            let letters = batch::rejected_dead_letters(&inputs, &plan, &rejected);
+                            eprintln!(
+                                "consume: shard {shard}: {} record(s) refused by DynamoDB stored as dead letters ({})",
+                                letters.len(),
+                                letters[0].error
+                            );
+                            ctx.sink.store_dead_letters(&letters).await?;
+                        }
+                        Ok(())
+                    }
+                    .await;
+                    let Err(e) = stored else { break };
                     ctx.metrics.at_tip(&shard, false);
                     ctx.metrics.store_retries.fetch_add(1, Relaxed);
                     eprintln!("consume: storing a batch of shard {shard} failed: {e}; retrying");
-                    if pause(store_errors.next().unwrap_or(MIN_CALL_INTERVAL), &cancel).await {
+                    stall.failed(ctx, &shard, &e.to_string()).await;
+                    if pause(store_errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
                         return Ok(ReaderEnd::Stopped);
                     }
                 }
+                drop(inputs);
                 let sequence = slice
                     .last()
                     .expect("chunks are not empty")
@@ -215,6 +357,8 @@ pub async fn read(
                 if !ctx.leases.checkpoint(&shard, &sequence).await? {
                     return Ok(ReaderEnd::Lost);
                 }
+                ctx.metrics.pending(&shard, None);
+                stall.recovered(ctx, &shard, true).await;
                 ctx.metrics.batch_stored(received.elapsed());
                 last = Some(sequence);
                 if cancel.is_cancelled() {
@@ -222,15 +366,61 @@ pub async fn read(
                 }
             }
             errors = retry_delays();
-            let caught_up = records.is_empty() || out.millis_behind_latest() == Some(0);
-            let wait = if caught_up && next.is_some() {
-                ctx.idle_poll
+            let wait = if next.is_some() {
+                next_read_wait(
+                    records.len(),
+                    out.millis_behind_latest(),
+                    called.elapsed(),
+                    ctx.idle_poll,
+                )
             } else {
-                MIN_CALL_INTERVAL.saturating_sub(called.elapsed())
+                Duration::ZERO
             };
-            if !wait.is_zero() && pause(wait, &cancel).await {
+            if !wait.is_zero() && pause(wait, cancel).await {
                 return Ok(ReaderEnd::Stopped);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_reader_behind_leaves_room_for_firehose() {
+        // Right after a call that returned records and is behind: wait out
+        // the rest of the interval, so at most 2.5 calls a second.
+        let wait = next_read_wait(500, Some(30_000), Duration::from_millis(50), IDLE);
+        assert_eq!(wait, Duration::from_millis(350));
+        assert!(MIN_CALL_INTERVAL >= Duration::from_millis(400));
+        // A slow store already took the interval: no more waiting.
+        assert_eq!(
+            next_read_wait(500, Some(30_000), Duration::from_secs(2), IDLE),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn an_empty_page_still_behind_is_not_the_tip() {
+        // Kinesis can answer empty pages while records wait further on.
+        let wait = next_read_wait(0, Some(86_000_000), Duration::from_millis(10), IDLE);
+        assert_eq!(wait, Duration::from_millis(390));
+        // At the tip, the idle poll.
+        assert_eq!(
+            next_read_wait(0, Some(0), Duration::from_millis(10), IDLE),
+            IDLE
+        );
+        assert_eq!(
+            next_read_wait(0, None, Duration::from_millis(10), IDLE),
+            IDLE
+        );
+        // Records up to the tip: the idle poll too.
+        assert_eq!(
+            next_read_wait(20, Some(0), Duration::from_millis(10), IDLE),
+            IDLE
+        );
     }
 }

@@ -1,0 +1,548 @@
+//! What real AWS answers and the plain emulator hides, end to end on the
+//! emulator with the project's extensions (strict Kinesis resharding, moto's
+//! own DynamoDB item and key limits) and the fault proxy:
+//!
+//! - records DynamoDB would refuse never stall a shard: ordinary records are
+//!   bounded to fit, the rest become dead letters and the shard moves on;
+//! - a shard held back is visible: `status` red and non-zero, naming the
+//!   shard and its last error, and the StalledShards metric;
+//! - `down` finishes after a reshard, and vanished shards' leases go.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use streamstack::processor::batch::{self, InRecord, ItemKey, ItemShape};
+use streamstack::processor::metrics::ConsumerMetrics;
+use streamstack::processor::sink::{Sink, SinkTargets};
+use support::{
+    Deployed, deployed, endpoint, json_out, keys_under, s, scan_all, stack_copy, streamstack,
+};
+
+/// A v2 tweet as the X API sends it, one record.
+fn tweet(id: u64, text: &str, hashtags: &[&str]) -> Value {
+    json!({
+        "data": {
+            "id": id.to_string(),
+            "text": text,
+            "author_id": "7",
+            "lang": "en",
+            "created_at": "2026-12-02T10:00:00.000Z",
+            "entities": { "hashtags": hashtags.iter().map(|h| json!({"tag": h})).collect::<Vec<_>>() }
+        }
+    })
+}
+
+fn write_lines(dir: &Path, name: &str, records: &[Value]) -> String {
+    let path = dir.join(name);
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn produce(file: &str, replay: &str) {
+    streamstack()
+        .args([
+            "produce", file, "-e", "local", "--replay", replay, "--rate", "2000",
+        ])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+}
+
+/// Polls `check` every 500 ms until it holds or `limit` passes.
+async fn eventually<F: AsyncFnMut() -> bool>(limit: Duration, what: &str, mut check: F) {
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `status --output json`: (exit code, report).
+fn status(file: &str) -> (i32, Value) {
+    let out = streamstack()
+        .args(["--output", "json", "status", file, "-e", "local"])
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), json_out(&out))
+}
+
+fn outputs(stack: &str) -> Value {
+    let out = streamstack()
+        .args(["--output", "json", "status"])
+        .arg(stack)
+        .args(["-e", "local"])
+        .output()
+        .unwrap();
+    json_out(&out)["outputs"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_dynamodb_would_refuse_never_stall_a_shard() {
+    // The reproduction: 50 ordinary tweets and two that used to stall both
+    // shards (a 1,500-character hashtag passes the 1,024-byte sort key of
+    // its aggregate; a 420,000-character text passes the 400 KB item), plus
+    // one whose other fields alone pass 400 KB. The local processor runs.
+    let copy = stack_copy("tweets.yaml", |t| t);
+    let file = copy.path.to_str().unwrap().to_string();
+    let stack = format!("{}-local", copy.name);
+    streamstack()
+        .args(["up", &file, "-e", "local", "--no-smoke"])
+        .assert()
+        .success();
+    let aws = support::aws().await;
+    let long_tag = "x".repeat(1_500);
+    let long_text = "y".repeat(420_000);
+    let mut records: Vec<Value> = (1..=25)
+        .map(|i| tweet(1_000 + i, "an ordinary #rust tweet", &["rust"]))
+        .collect();
+    records.push(tweet(
+        2_001,
+        "a tweet with a giant hashtag",
+        &[&long_tag, "data"],
+    ));
+    records.push(tweet(2_002, &long_text, &["big"]));
+    let mut huge = tweet(2_003, "mentions galore", &[]);
+    huge["data"]["entities"]["mentions"] =
+        // 30,000 usernames of 15 characters: 0.93 MB of record, 480 KB of item.
+        json!((0..30_000).map(|i| json!({"username": format!("u{i:014}")})).collect::<Vec<_>>());
+    records.push(huge);
+    records.extend((26..=50).map(|i| tweet(1_000 + i, "an ordinary #rust tweet", &["rust"])));
+    let replay = write_lines(copy.dir.path(), "poison.jsonl", &records);
+    produce(&file, &replay);
+
+    let table = format!("{stack}-tweets");
+    eventually(Duration::from_secs(60), "52 tweets stored", async || {
+        scan_all(&aws, &table).await.len() == 52
+    })
+    .await;
+    let items = scan_all(&aws, &table).await;
+    let by_id = |id: &str| {
+        items
+            .iter()
+            .find(|i| s(i, "tweet_id") == id)
+            .unwrap()
+            .clone()
+    };
+    let cut = by_id("2002");
+    assert_eq!(s(&cut, "text").len(), batch::MAX_TEXT_BYTES);
+    assert_eq!(cut.get("text_truncated"), Some(&AttributeValue::Bool(true)));
+    // The giant hashtag stays on the tweet and is left out of the counts.
+    let tagged = by_id("2001");
+    assert_eq!(tagged["hashtags"].as_l().unwrap().len(), 2);
+    let top = support::top_all(&file);
+    assert_eq!(top.get("rust"), Some(&50));
+    assert_eq!(top.get("data"), Some(&1));
+    assert!(!top.contains_key(&long_tag));
+
+    // The record whose item cannot fit is a dead letter with its reason.
+    let o = outputs(&file);
+    let bucket = o["ArchiveBucketName"].as_str().unwrap().to_string();
+    let letters = keys_under(&aws, &bucket, "dead-letters/").await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let body = aws
+        .s3()
+        .get_object()
+        .bucket(&bucket)
+        .key(&letters[0])
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let letter: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(letter["reason"], "item_too_large");
+    assert!(letter["error"].as_str().unwrap().contains("tweet 2003"));
+
+    // Everything read is checkpointed, and status says so.
+    eventually(Duration::from_secs(30), "status healthy", async || {
+        status(&file).0 == 0
+    })
+    .await;
+    let (_, report) = status(&file);
+    assert_eq!(report["problems"], json!([]));
+    support::down_deleting_data(&file);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_rest_is_stored() {
+    let Deployed {
+        copy: _copy,
+        file,
+        stack,
+        aws,
+    } = deployed(|t| t).await;
+    let o = outputs(&file);
+    let bucket = o["ArchiveBucketName"].as_str().unwrap().to_string();
+    // 30 tweets planned as the consumer plans them...
+    let lines: Vec<Vec<u8>> = (1..=30)
+        .map(|i| {
+            tweet(5_000 + i, "fine #ok", &["ok"])
+                .to_string()
+                .into_bytes()
+        })
+        .collect();
+    let seqs: Vec<String> = (1..=30).map(|i| i.to_string()).collect();
+    let records: Vec<InRecord<'_>> = lines
+        .iter()
+        .zip(&seqs)
+        .map(|(data, seq)| InRecord {
+            shard_id: "shardId-000000000000",
+            sequence_number: seq,
+            partition_key: "pk",
+            data,
+        })
+        .collect();
+    let mut plan = batch::plan(&records, &ItemShape::default(), 1_800_000_000);
+    // ...then two items past the bounds, as a bug or another producer's
+    // record could make them: the store must not stall on them.
+    let mut big = plan.tweets["5003"].clone();
+    big.insert("text".into(), Value::String("z".repeat(420_000)));
+    plan.tweets.insert("5003".into(), big);
+    let key = (
+        "hashtag#2026-12-02T10:00".to_string(),
+        format!("{}#5007", "q".repeat(1_500)),
+    );
+    let mut member = plan.aggregates.values().next().unwrap().clone();
+    member.insert("pk".into(), Value::String(key.0.clone()));
+    member.insert("sk".into(), Value::String(key.1.clone()));
+    plan.origins.insert(
+        ItemKey::Aggregate(key.0.clone(), key.1.clone()),
+        plan.origins[&ItemKey::Tweet("5007".into())],
+    );
+    plan.aggregates.insert(key, member);
+
+    let metrics = Arc::new(ConsumerMetrics::default());
+    let sink = Sink::new(
+        aws.dynamodb(),
+        aws.s3(),
+        SinkTargets {
+            tweets_table: format!("{stack}-tweets"),
+            aggregates_table: format!("{stack}-aggregates"),
+            bucket: bucket.clone(),
+            dead_letter_prefix: "dead-letters/".into(),
+        },
+        25,
+        metrics.clone(),
+    );
+    let rejected = sink
+        .store(&plan)
+        .await
+        .expect("refused writes do not fail the store");
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(
+        rejected.iter().all(|r| r.code == "ValidationException"),
+        "{rejected:?}"
+    );
+    // Everything else is stored: 29 tweets, and every membership but one.
+    let tweets = scan_all(&aws, &format!("{stack}-tweets")).await;
+    assert_eq!(tweets.len(), 29);
+    let members = scan_all(&aws, &format!("{stack}-aggregates")).await;
+    assert_eq!(members.len(), plan.aggregates.len() - 1);
+    // The two records become dead letters with DynamoDB's code and message.
+    let letters = batch::rejected_dead_letters(&records, &plan, &rejected);
+    assert_eq!(
+        letters
+            .iter()
+            .map(|l| l.sequence_number.as_str())
+            .collect::<Vec<_>>(),
+        ["3", "7"]
+    );
+    for l in &letters {
+        assert_eq!(l.reason, "not_storable");
+        assert!(l.error.contains("ValidationException"), "{}", l.error);
+    }
+    assert_eq!(letters[0].data, lines[2]);
+    sink.store_dead_letters(&letters).await.unwrap();
+    assert_eq!(keys_under(&aws, &bucket, "dead-letters/").await.len(), 2);
+    support::down_deleting_data(&file);
+}
+
+/// `scripts/fault_proxy.py` failing only BatchWriteItem, at a rate the test sets.
+struct HoldBack {
+    child: Child,
+    url: String,
+}
+
+impl HoldBack {
+    fn start() -> Self {
+        let mut child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/fault_proxy.py"
+            ))
+            .args(["--upstream", &endpoint(), "--rate", "0", "--kinds", "error"])
+            .args(["--calls", "dynamodb.BatchWriteItem"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("fault-proxy: listening on ")
+            .unwrap()
+            .to_string();
+        Self { child, url }
+    }
+
+    fn rate(&self, rate: f64) {
+        let (host, port) = self
+            .url
+            .trim_start_matches("http://")
+            .split_once(':')
+            .unwrap();
+        let mut stream =
+            std::net::TcpStream::connect((host, port.parse::<u16>().unwrap())).unwrap();
+        let body = rate.to_string();
+        std::io::Write::write_all(
+            &mut stream,
+            format!(
+                "POST /__fault_proxy/rate HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut reply = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut reply).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "{reply}"
+        );
+    }
+}
+
+impl Drop for HoldBack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_held_back_turns_status_red_and_counts_in_the_stall_metric() {
+    let proxy = HoldBack::start();
+    let copy = stack_copy("tweets.yaml", |t| t);
+    let file = copy.path.to_str().unwrap().to_string();
+    // The local processor reaches DynamoDB through the proxy; a stall is
+    // declared after 2 s instead of 60 here.
+    streamstack()
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .env("STREAMSTACK_STALL_AFTER", "2s")
+        .args(["up", &file, "-e", "local", "--no-smoke"])
+        .assert()
+        .success();
+    let aws = support::aws().await;
+    let table = format!("{}-local-tweets", copy.name);
+    proxy.rate(1.0);
+    let records: Vec<Value> = (1..=20)
+        .map(|i| tweet(7_000 + i, "held #back", &["back"]))
+        .collect();
+    let replay = write_lines(copy.dir.path(), "held.jsonl", &records);
+    produce(&file, &replay);
+
+    // Held back: status is red and non-zero, and names the shard and the error.
+    eventually(
+        Duration::from_secs(60),
+        "status reports a stalled shard",
+        async || {
+            let (code, report) = status(&file);
+            code == 2 && report["problems"].as_array().is_some_and(|p| !p.is_empty())
+        },
+    )
+    .await;
+    let (_, report) = status(&file);
+    let problem = report["problems"][0].as_str().unwrap().to_string();
+    assert!(
+        problem.contains("STALLED") && problem.contains("shardId-"),
+        "{problem}"
+    );
+    assert!(
+        problem.contains("BatchWriteItem") || problem.contains("writing"),
+        "{problem}"
+    );
+    assert_eq!(report["healthy"], false);
+    let stalled = report["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stalled_for_s"].is_number())
+        .expect("a shard is marked stalled in its lease");
+    assert!(
+        stalled["last_error"].as_str().unwrap().contains("HTTP 5")
+            || stalled["last_error"].as_str().unwrap().contains("Internal"),
+        "{stalled}"
+    );
+    assert!(
+        stalled["millis_behind"].as_i64().unwrap() >= 2_000,
+        "lag counts from the checkpoint: {stalled}"
+    );
+    assert!(scan_all(&aws, &table).await.is_empty());
+
+    // The processor publishes the stall (every 10 s) for the alarm.
+    eventually(
+        Duration::from_secs(40),
+        "StalledShards published",
+        async || {
+            let now = std::time::SystemTime::now();
+            let out = aws
+                .cloudwatch()
+                .get_metric_statistics()
+                .namespace(streamstack::template::METRICS_NAMESPACE)
+                .metric_name("StalledShards")
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("Stack")
+                        .value(format!("{}-local", copy.name))
+                        .build(),
+                )
+                .start_time((now - Duration::from_secs(600)).into())
+                .end_time((now + Duration::from_secs(60)).into())
+                .period(60)
+                .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+                .send()
+                .await
+                .unwrap();
+            out.datapoints().iter().any(|d| d.maximum() >= Some(1.0))
+        },
+    )
+    .await;
+
+    // Let it through: everything is stored and status is healthy again.
+    proxy.rate(0.0);
+    eventually(Duration::from_secs(60), "20 tweets stored", async || {
+        scan_all(&aws, &table).await.len() == 20
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "status healthy again",
+        async || status(&file).0 == 0,
+    )
+    .await;
+    support::down_deleting_data(&file);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_finishes_after_a_reshard_and_vanished_shards_lose_their_lease() {
+    let Deployed {
+        copy,
+        file,
+        stack,
+        aws,
+    } = deployed(|t| t).await;
+    let stream = format!("{stack}-stream");
+    let leases = format!("{stack}-leases");
+    let first: Vec<Value> = (1..=30)
+        .map(|i| tweet(9_000 + i, "before #split", &["split"]))
+        .collect();
+    produce(&file, &write_lines(copy.dir.path(), "first.jsonl", &first));
+    // Split shard 0 (its records stay in it, new ones go to its children).
+    let kinesis = aws.kinesis();
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    let parent = &shards.shards()[0];
+    let range = parent.hash_key_range().unwrap();
+    let middle = (range.starting_hash_key().parse::<u128>().unwrap()
+        + range.ending_hash_key().parse::<u128>().unwrap())
+        / 2;
+    kinesis
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split(parent.shard_id())
+        .new_starting_hash_key(middle.to_string())
+        .send()
+        .await
+        .unwrap();
+    let second: Vec<Value> = (31..=60)
+        .map(|i| tweet(9_000 + i, "after #split", &["split"]))
+        .collect();
+    produce(
+        &file,
+        &write_lines(copy.dir.path(), "second.jsonl", &second),
+    );
+    // A lease of a shard the stream does not have (gone past retention).
+    aws.dynamodb()
+        .put_item()
+        .table_name(&leases)
+        .item("shard_id", AttributeValue::S("shardId-000000000099".into()))
+        .item("counter", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let out = streamstack()
+        .args(["--output", "json", "consume", &file, "-e", "local"])
+        .args([
+            "--exit-when-idle",
+            "2",
+            "--lease-seconds",
+            "2",
+            "--lease-interval-ms",
+            "300",
+            "--idle-poll-ms",
+            "200",
+        ])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(scan_all(&aws, &format!("{stack}-tweets")).await.len(), 60);
+    let table = scan_all(&aws, &leases).await;
+    let lease = |id: &str| table.iter().find(|l| s(l, "shard_id") == id).cloned();
+    assert_eq!(
+        s(&lease(parent.shard_id()).unwrap(), "checkpoint"),
+        "SHARD_END"
+    );
+    assert!(
+        lease("shardId-000000000099").is_none(),
+        "the vanished shard's lease is removed"
+    );
+    assert_eq!(table.len(), 4, "two original shards and two children");
+
+    // Taking stock skips the finished parent instead of asking Kinesis for
+    // an iterator after "SHARD_END" (AWS: ValidationException).
+    let refused = streamstack()
+        .args(["--output", "json", "down", &file, "-e", "local"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let stock = String::from_utf8_lossy(&refused.stderr).to_string()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(stock.contains("0 record(s) not yet read"), "{stock}");
+    support::down_deleting_data(&file);
+    assert!(
+        aws.kinesis()
+            .describe_stream_summary()
+            .stream_name(&stream)
+            .send()
+            .await
+            .is_err()
+    );
+}

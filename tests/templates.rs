@@ -201,15 +201,9 @@ fn environments_change_what_they_override_and_nothing_else() {
         prod["Resources"]["Stream"]["Properties"]["Name"],
         "tweets-prod-stream"
     );
-    // count: 2 -> an Auto Scaling group instead of one instance.
-    assert!(
-        prod["Resources"].get("HostGroup").is_some()
-            && prod["Resources"].get("HostInstance").is_none()
-    );
-    assert!(
-        base["Resources"].get("HostInstance").is_some()
-            && base["Resources"].get("HostGroup").is_none()
-    );
+    // count: 2 -> a group of two (and room for a third during a rolling update).
+    assert_eq!(prod["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"], "2");
+    assert_eq!(base["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"], "1");
     // stack-key and e-mail: a KMS key, the SNS topic encrypted with it, alarms notifying it.
     assert!(
         prod["Resources"].get("StackKey").is_some() && base["Resources"].get("StackKey").is_none()
@@ -246,4 +240,32 @@ fn alarms_watch_the_right_metrics() {
     let heartbeat = alarm("ProcessorHeartbeatAlarm");
     assert_eq!(heartbeat["TreatMissingData"], "breaching");
     assert_eq!(of_type(&t, "AWS::CloudWatch::Alarm").len(), 9);
+}
+
+#[test]
+fn one_host_is_a_group_of_one_so_a_new_ami_rolls_instead_of_replacing_an_instance() {
+    for (file, env) in all_shipped() {
+        let resolved = resolve(&file, env.as_deref());
+        let t = template::compile(&resolved);
+        assert!(
+            of_type(&t, "AWS::EC2::Instance").is_empty(),
+            "{file} {env:?}"
+        );
+        let group = &t["Resources"]["HostGroup"];
+        let count = resolved.stack.host.count;
+        let props = &group["Properties"];
+        assert_eq!(props["MinSize"], count.to_string());
+        assert_eq!(props["DesiredCapacity"], count.to_string());
+        assert_eq!(props["MaxSize"], (count + 1).to_string());
+        assert_eq!(
+            props["LaunchTemplate"]["Version"]["Fn::GetAtt"],
+            serde_json::json!(["HostLaunchTemplate", "LatestVersionNumber"])
+        );
+        // CloudFormation refuses MinInstancesInService at or above MaxSize.
+        let rolling = &group["UpdatePolicy"]["AutoScalingRollingUpdate"];
+        assert_eq!(rolling["MinInstancesInService"], count);
+        assert_eq!(rolling["MaxBatchSize"], 1);
+        assert!(t["Outputs"].get("HostGroupName").is_some());
+        assert!(t["Outputs"].get("HostInstanceId").is_none());
+    }
 }

@@ -205,7 +205,7 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
                 at(tree, &["host"]),
                 "`host.vpc_id` and `host.subnet_ids` go together",
             )
-            .with_hint("give both (your own network) or neither (the account's default VPC)"),
+            .with_hint("give both (your own network) or neither (a VPC of the stack's own)"),
         );
     }
 

@@ -1,7 +1,7 @@
 //! The processor host: a launch template (IMDSv2 only, encrypted root
-//! volume, no inbound access), its least-privilege instance role, and one
-//! instance or, with `host.count` above one, an Auto Scaling group whose
-//! workers share the shards through the lease table.
+//! volume, no inbound access), its least-privilege instance role, and an
+//! Auto Scaling group of `host.count` hosts whose workers share the shards
+//! through the lease table.
 
 use serde_json::{Value, json};
 
@@ -14,7 +14,6 @@ pub const ROLE: &str = "HostRole";
 const PROFILE: &str = "HostInstanceProfile";
 const SECURITY_GROUP: &str = "HostSecurityGroup";
 const LAUNCH_TEMPLATE: &str = "HostLaunchTemplate";
-const INSTANCE: &str = "HostInstance";
 const GROUP: &str = "HostGroup";
 const IMAGE_PARAMETER: &str = "HostImageId";
 
@@ -33,52 +32,49 @@ pub fn add(t: &mut Template<'_>) {
     security_group(t, &placement);
     role(t);
     launch_template(t);
-    if t.stack.host.count == 1 {
-        let mut properties = json!({
-            "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
-            "Tags": t.tags(),
-        });
-        if let Some(subnet) = placement.subnets.first() {
-            properties["SubnetId"] = subnet.clone();
-        }
-        t.resource(
-            INSTANCE,
-            json!({ "Type": "AWS::EC2::Instance", "Properties": properties }),
-        );
-        t.output(
-            "HostInstanceId",
-            "EC2 instance running the processor",
-            r(INSTANCE),
-        );
-    } else {
-        let count = t.stack.host.count.to_string();
-        let tags: Vec<Value> = t
-            .tag_pairs()
-            .into_iter()
-            .map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true }))
-            .collect();
-        let properties = json!({
-            "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
-            "MinSize": count, "MaxSize": count, "DesiredCapacity": count,
-            "HealthCheckType": "EC2",
-            "VPCZoneIdentifier": placement.subnets,
-            "Tags": tags,
-        });
-        t.resource(
-            GROUP,
-            json!({
-                "Type": "AWS::AutoScaling::AutoScalingGroup",
-                // A new launch template version rolls through the group one host at a time.
-                "UpdatePolicy": { "AutoScalingRollingUpdate": { "MinInstancesInService": 1, "MaxBatchSize": 1 } },
-                "Properties": properties,
-            }),
-        );
-        t.output(
-            "HostGroupName",
-            "Auto Scaling group of the processor hosts",
-            r(GROUP),
-        );
-    }
+    group(t, &placement);
+}
+
+/// The host(s) as an Auto Scaling group, one host included: a new launch
+/// template version (every Amazon Linux release changes the AMI the SSM
+/// parameter resolves to) then rolls through the group instead of replacing
+/// a lone `AWS::EC2::Instance`, and the group replaces a host that fails
+/// its health check.
+fn group(t: &mut Template<'_>, placement: &Placement) {
+    let count = t.stack.host.count;
+    let tags: Vec<Value> = t
+        .tag_pairs()
+        .into_iter()
+        .map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true }))
+        .collect();
+    let properties = json!({
+        "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
+        "MinSize": count.to_string(),
+        // One above the count: room for the rolling update to start a new
+        // host before it stops an old one (CloudFormation requires
+        // MinInstancesInService below MaxSize). Nothing scales the group, so
+        // it stays at DesiredCapacity otherwise.
+        "MaxSize": (count + 1).to_string(),
+        "DesiredCapacity": count.to_string(),
+        "HealthCheckType": "EC2",
+        "VPCZoneIdentifier": placement.subnets,
+        "Tags": tags,
+    });
+    t.resource(
+        GROUP,
+        json!({
+            "Type": "AWS::AutoScaling::AutoScalingGroup",
+            // One host at a time, the new one in service before the old one
+            // goes: every shard keeps a worker that can take its lease.
+            "UpdatePolicy": { "AutoScalingRollingUpdate": { "MinInstancesInService": count, "MaxBatchSize": 1 } },
+            "Properties": properties,
+        }),
+    );
+    t.output(
+        "HostGroupName",
+        "Auto Scaling group of the processor host(s)",
+        r(GROUP),
+    );
 }
 
 fn security_group(t: &mut Template<'_>, placement: &Placement) {

@@ -269,3 +269,23 @@ fn one_host_is_a_group_of_one_so_a_new_ami_rolls_instead_of_replacing_an_instanc
         assert!(t["Outputs"].get("HostInstanceId").is_none());
     }
 }
+
+#[test]
+fn the_archive_lifecycle_also_removes_expired_delete_markers_in_a_rule_of_their_own() {
+    for (file, env) in all_shipped() {
+        let t = template::compile(&resolve(&file, env.as_deref()));
+        let rules = t["Resources"]["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+            .as_array()
+            .unwrap();
+        let markers: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r.get("ExpiredObjectDeleteMarker").is_some())
+            .collect();
+        assert_eq!(markers.len(), 1, "{file} {env:?}: {rules:?}");
+        assert_eq!(markers[0]["ExpiredObjectDeleteMarker"], true);
+        assert_eq!(markers[0]["Status"], "Enabled");
+        // S3 rejects ExpiredObjectDeleteMarker beside Days or Date in one expiration.
+        assert!(markers[0].get("ExpirationInDays").is_none());
+        assert!(markers[0].get("ExpirationDate").is_none());
+    }
+}

@@ -289,3 +289,22 @@ fn the_archive_lifecycle_also_removes_expired_delete_markers_in_a_rule_of_their_
         assert!(markers[0].get("ExpirationDate").is_none());
     }
 }
+
+fn compile_text(yaml: &str) -> Value {
+    let file = spec::parse("s.yaml", yaml.as_bytes()).unwrap();
+    template::compile(&file.resolve(None).unwrap())
+}
+
+#[test]
+fn the_dashboard_shows_the_region_the_stack_is_deployed_in() {
+    let t = compile_text("name: dash\nregion: eu-west-1\n");
+    let body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("the body is an Fn::Sub");
+    // `up --region us-east-2` deploys this file elsewhere: no literal region.
+    assert!(!body.contains("eu-west-1"), "{body}");
+    let parsed: Value = serde_json::from_str(body).unwrap();
+    for widget in parsed["widgets"].as_array().unwrap() {
+        assert_eq!(widget["properties"]["region"], "${AWS::Region}");
+    }
+}

@@ -296,6 +296,16 @@ fn compile_text(yaml: &str) -> Value {
 }
 
 #[test]
+fn ebs_optimization_is_asked_for_only_on_types_optimized_by_default() {
+    let data = |t: &Value| t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"].clone();
+    let t3 = compile_text("name: ebs\nregion: us-east-1\nhost: { instance_type: t3.micro }\n");
+    assert_eq!(data(&t3)["EbsOptimized"], true);
+    // RunInstances refuses EbsOptimized on a t2: leave it out.
+    let t2 = compile_text("name: ebs\nregion: us-east-1\nhost: { instance_type: t2.micro }\n");
+    assert!(data(&t2).get("EbsOptimized").is_none(), "{}", data(&t2));
+}
+
+#[test]
 fn the_dashboard_shows_the_region_the_stack_is_deployed_in() {
     let t = compile_text("name: dash\nregion: eu-west-1\n");
     let body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]

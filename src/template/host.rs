@@ -330,7 +330,7 @@ fn launch_template(t: &mut Template<'_>) {
     let image = image_id(t);
     let host = &t.stack.host;
     let tags = t.tags();
-    let data = json!({
+    let mut data = json!({
         "ImageId": image,
         "InstanceType": host.instance_type,
         "IamInstanceProfile": { "Arn": get_att(PROFILE, "Arn") },
@@ -342,16 +342,57 @@ fn launch_template(t: &mut Template<'_>) {
             "Ebs": { "VolumeSize": host.volume_gb, "VolumeType": "gp3", "Encrypted": true, "DeleteOnTermination": true },
         }],
         "Monitoring": { "Enabled": true },
-        "EbsOptimized": true,
         "UserData": user_data(t),
         "TagSpecifications": [
             { "ResourceType": "instance", "Tags": tags.clone() },
             { "ResourceType": "volume", "Tags": tags },
         ],
     });
+    if ebs_optimized_by_default(&host.instance_type) {
+        data["EbsOptimized"] = json!(true);
+    }
     let name = format!("{}-host", t.names.stack);
     t.resource(
         LAUNCH_TEMPLATE,
         json!({ "Type": "AWS::EC2::LaunchTemplate", "Properties": { "LaunchTemplateName": name, "LaunchTemplateData": data } }),
     );
+}
+
+/// Previous-generation families that are not EBS-optimized by default: on
+/// some sizes EBS optimization is not available at all (every t1 and t2,
+/// m3.medium, c3.large, ...: RunInstances fails when it is asked for), on the
+/// others it is an option billed by the hour on top of the instance.
+const NOT_EBS_OPTIMIZED_BY_DEFAULT: &[&str] = &[
+    "c1", "c3", "cc1", "cc2", "cg1", "cr1", "g2", "hi1", "hs1", "i2", "m1", "m2", "m3", "r3", "t1",
+    "t2",
+];
+
+/// Whether the instance type is EBS-optimized by default (every current
+/// generation type, and c4, d2, m4, r4, ... of the previous one). Only those
+/// get `EbsOptimized: true`, where it changes nothing but states the intent;
+/// on the others it fails or costs extra, so it is left out.
+pub fn ebs_optimized_by_default(instance_type: &str) -> bool {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    !NOT_EBS_OPTIMIZED_BY_DEFAULT.contains(&family)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ebs_optimized_by_default;
+
+    #[test]
+    fn ebs_optimization_is_asked_for_only_where_it_is_the_default() {
+        for default in [
+            "t3.micro", "t3a.small", "t4g.micro", "m5.large", "m7i.large", "c6i.large", "c4.large",
+            "m4.large", "r4.large",
+        ] {
+            assert!(ebs_optimized_by_default(default), "{default}");
+        }
+        // Not available (t2, m3.medium) or an extra hourly charge (m3.xlarge, c3.xlarge).
+        for not in [
+            "t2.micro", "t2.large", "t1.micro", "m3.medium", "m3.xlarge", "c3.xlarge", "r3.large",
+        ] {
+            assert!(!ebs_optimized_by_default(not), "{not}");
+        }
+    }
 }

@@ -533,7 +533,9 @@ mod tests {
     #[test]
     fn the_lease_table_is_renewed_scanned_and_checkpointed() {
         let e = estimate(
-            &resolved("name: costs\nregion: us-east-1\nstream: { shards: 4 }\nhost: { count: 2 }\n"),
+            &resolved(
+                "name: costs\nregion: us-east-1\nstream: { shards: 4 }\nhost: { count: 2 }\n",
+            ),
             Workload::default(),
             &Prices::us_east_1(),
         );
@@ -541,7 +543,11 @@ mod tests {
         let renewals = line(&e, "DynamoDB", "lease table: 10.5 M renewals (4 shards");
         assert!((renewals.monthly_usd - 4.0 * 2_628_000.0 * 0.625 / 1e6).abs() < 1e-9);
         assert_eq!(renewals.monthly_usd, renewals.idle_monthly_usd);
-        let scans = line(&e, "DynamoDB", "lease table: 5.3 M consistent scans (2 worker(s)");
+        let scans = line(
+            &e,
+            "DynamoDB",
+            "lease table: 5.3 M consistent scans (2 worker(s)",
+        );
         assert!((scans.monthly_usd - 2.0 * 2_628_000.0 * 0.125 / 1e6).abs() < 1e-9);
         assert_eq!(scans.monthly_usd, scans.idle_monthly_usd);
         // 100 records/s over 4 shards: 25 a poll, one slice, one checkpoint a shard a second.
@@ -577,11 +583,17 @@ mod tests {
         assert!((puts.monthly_usd - 2.0 * 262.8 * 0.01).abs() < 1e-9);
         // In subnets of your own, whether hosts get public addresses is yours to say.
         let own = estimate(
-            &resolved("name: costs\nregion: us-east-1\nhost: { vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0123456789abcdef0] }\n"),
+            &resolved(
+                "name: costs\nregion: us-east-1\nhost: { vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0123456789abcdef0] }\n",
+            ),
             Workload::default(),
             &Prices::us_east_1(),
         );
-        assert!(!own.lines.iter().any(|l| l.item.contains("IPv4")), "{:#?}", own.lines);
+        assert!(
+            !own.lines.iter().any(|l| l.item.contains("IPv4")),
+            "{:#?}",
+            own.lines
+        );
     }
 
     #[test]

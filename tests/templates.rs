@@ -202,8 +202,14 @@ fn environments_change_what_they_override_and_nothing_else() {
         "tweets-prod-stream"
     );
     // count: 2 -> a group of two (and room for a third during a rolling update).
-    assert_eq!(prod["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"], "2");
-    assert_eq!(base["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"], "1");
+    assert_eq!(
+        prod["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"],
+        "2"
+    );
+    assert_eq!(
+        base["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"],
+        "1"
+    );
     // stack-key and e-mail: a KMS key, the SNS topic encrypted with it, alarms notifying it.
     assert!(
         prod["Resources"].get("StackKey").is_some() && base["Resources"].get("StackKey").is_none()
@@ -274,9 +280,10 @@ fn one_host_is_a_group_of_one_so_a_new_ami_rolls_instead_of_replacing_an_instanc
 fn the_archive_lifecycle_also_removes_expired_delete_markers_in_a_rule_of_their_own() {
     for (file, env) in all_shipped() {
         let t = template::compile(&resolve(&file, env.as_deref()));
-        let rules = t["Resources"]["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-            .as_array()
-            .unwrap();
+        let rules =
+            t["Resources"]["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+                .as_array()
+                .unwrap();
         let markers: Vec<&Value> = rules
             .iter()
             .filter(|r| r.get("ExpiredObjectDeleteMarker").is_some())
@@ -297,7 +304,9 @@ fn compile_text(yaml: &str) -> Value {
 
 #[test]
 fn ebs_optimization_is_asked_for_only_on_types_optimized_by_default() {
-    let data = |t: &Value| t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"].clone();
+    let data = |t: &Value| {
+        t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"].clone()
+    };
     let t3 = compile_text("name: ebs\nregion: us-east-1\nhost: { instance_type: t3.micro }\n");
     assert_eq!(data(&t3)["EbsOptimized"], true);
     // RunInstances refuses EbsOptimized on a t2: leave it out.

@@ -325,7 +325,10 @@ mod tests {
             ("Stream", "AWS::Kinesis::Stream"),
             ("Table", "AWS::DynamoDB::Table"),
             ("ArchiveBucket", "AWS::S3::Bucket"),
-            ("ArchiveDeliveryStream", "AWS::KinesisFirehose::DeliveryStream"),
+            (
+                "ArchiveDeliveryStream",
+                "AWS::KinesisFirehose::DeliveryStream",
+            ),
             ("StackKey", "AWS::KMS::Key"),
         ] {
             let c = change(&replaced(id, ty, "Name"));

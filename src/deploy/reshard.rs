@@ -95,7 +95,11 @@ pub fn shard_count(template: &Value) -> Option<u32> {
 /// Compares the stack's deployed template with the new one; refuses a shard
 /// count change one update cannot make.
 pub async fn check_deployed(cfn: &Client, stack: &str, body: &str) -> Result<(), DeployError> {
-    let Some(to) = serde_json::from_str(body).ok().as_ref().and_then(shard_count) else {
+    let Some(to) = serde_json::from_str(body)
+        .ok()
+        .as_ref()
+        .and_then(shard_count)
+    else {
         return Ok(());
     };
     let deployed = cfn
@@ -156,7 +160,10 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("from 2 to 10 shards"), "{text}");
         assert!(text.contains("(1 to 4 from 2)"), "{text}");
-        assert!(text.contains("Set stream.shards to 4, 8, then 10 in turn"), "{text}");
+        assert!(
+            text.contains("Set stream.shards to 4, 8, then 10 in turn"),
+            "{text}"
+        );
         let down = check(8, 1).unwrap_err().to_string();
         assert!(down.contains("(4 to 16 from 8)"), "{down}");
         assert!(down.contains("4, 2, then 1"), "{down}");

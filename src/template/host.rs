@@ -383,14 +383,27 @@ mod tests {
     #[test]
     fn ebs_optimization_is_asked_for_only_where_it_is_the_default() {
         for default in [
-            "t3.micro", "t3a.small", "t4g.micro", "m5.large", "m7i.large", "c6i.large", "c4.large",
-            "m4.large", "r4.large",
+            "t3.micro",
+            "t3a.small",
+            "t4g.micro",
+            "m5.large",
+            "m7i.large",
+            "c6i.large",
+            "c4.large",
+            "m4.large",
+            "r4.large",
         ] {
             assert!(ebs_optimized_by_default(default), "{default}");
         }
         // Not available (t2, m3.medium) or an extra hourly charge (m3.xlarge, c3.xlarge).
         for not in [
-            "t2.micro", "t2.large", "t1.micro", "m3.medium", "m3.xlarge", "c3.xlarge", "r3.large",
+            "t2.micro",
+            "t2.large",
+            "t1.micro",
+            "m3.medium",
+            "m3.xlarge",
+            "c3.xlarge",
+            "r3.large",
         ] {
             assert!(!ebs_optimized_by_default(not), "{not}");
         }

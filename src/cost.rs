@@ -156,6 +156,8 @@ pub fn estimate(resolved: &Resolved, workload: Workload, prices: &Prices) -> Est
     let hours = p.hours_per_month;
     let records_month = workload.records_per_s * SECONDS_PER_MONTH;
     let gb_month = records_month * workload.record_kb / 1_048_576.0;
+    // Some lines price what the template creates rather than the stack file.
+    let template = crate::template::compile(resolved);
     let mut lines = Vec::new();
     let mut unpriced = Vec::new();
     let mut line = |service, item: String, monthly: f64, idle: f64| {
@@ -284,6 +286,7 @@ pub fn estimate(resolved: &Resolved, workload: Workload, prices: &Prices) -> Est
         table_gb * (p.dynamodb.storage_gb_month + pitr),
         0.0,
     );
+    lease_table(&mut line, s, workload, p);
 
     // EC2 hosts and their volumes.
     let count = f64::from(s.host.count);
@@ -307,8 +310,9 @@ pub fn estimate(resolved: &Resolved, workload: Workload, prices: &Prices) -> Est
         volumes,
     );
 
+    public_ipv4(&mut line, s, &template, p);
+
     // CloudWatch: the stack's alarms, its dashboard, the processor's metrics.
-    let template = crate::template::compile(resolved);
     let alarms = of_type(&template, "AWS::CloudWatch::Alarm").len() as f64;
     let cw = alarms * p.cloudwatch.alarm_month
         + p.cloudwatch.dashboard_month
@@ -319,17 +323,15 @@ pub fn estimate(resolved: &Resolved, workload: Workload, prices: &Prices) -> Est
         cw,
         cw,
     );
+    host_metrics(&mut line, s, &template, p);
 
-    // What the template creates: a key (asked for by a resource, or made
-    // for the alarm topic by `alarms.email` alone), public addresses,
-    // detailed monitoring.
+    // The keys the template creates: asked for by a resource, or made for
+    // the alarm topic by `alarms.email` alone.
     let keys = of_type(&template, "AWS::KMS::Key").len() as f64;
     if keys > 0.0 {
         let kms = keys * p.kms.key_month;
         line("KMS", "the stack's key".into(), kms, kms);
     }
-    hosts_extras(&mut line, s, &template, p);
-    lease_table(&mut line, s, workload, p);
     if resolved.stack.region != p.region {
         unpriced.push(format!(
             "prices are {}'s; the stack is in {}",
@@ -357,10 +359,9 @@ fn of_type<'a>(template: &'a Value, resource_type: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
-/// What each host costs beside its instance hours and volume: a public IPv4
-/// address in the stack's own subnets, detailed monitoring, the processor's
-/// PutMetricData calls.
-fn hosts_extras(
+/// A public IPv4 address a host, when the hosts are in the stack's own
+/// public subnets (in subnets of your own, that is their setting).
+fn public_ipv4(
     line: &mut impl FnMut(&'static str, String, f64, f64),
     s: &Stack,
     template: &Value,
@@ -380,6 +381,17 @@ fn hosts_extras(
             ipv4,
         );
     }
+}
+
+/// The hosts' CloudWatch figures: detailed monitoring, and the processor's
+/// PutMetricData calls.
+fn host_metrics(
+    line: &mut impl FnMut(&'static str, String, f64, f64),
+    s: &Stack,
+    template: &Value,
+    p: &Prices,
+) {
+    let hosts = f64::from(s.host.count);
     let monitored = of_type(template, "AWS::EC2::LaunchTemplate")
         .iter()
         .any(|lt| lt["Properties"]["LaunchTemplateData"]["Monitoring"]["Enabled"] == true);
@@ -388,7 +400,7 @@ fn hosts_extras(
         let monitoring = metrics * p.cloudwatch.custom_metric_month;
         line(
             "CloudWatch",
-            format!("EC2 detailed monitoring: {metrics} metrics ({hosts} host(s))"),
+            format!("EC2 detailed monitoring: {metrics} metrics"),
             monitoring,
             monitoring,
         );
@@ -399,7 +411,7 @@ fn hosts_extras(
     line(
         "CloudWatch",
         format!(
-            "{:.2} M PutMetricData calls (every {METRICS_PERIOD_S} s a host)",
+            "{:.2} M PutMetricData calls (1 every {METRICS_PERIOD_S} s a host)",
             calls / 1e6
         ),
         puts,
@@ -421,7 +433,7 @@ fn lease_table(
     let passes = SECONDS_PER_MONTH / pass_s;
     let (shards, assumed) = match s.stream.mode {
         CapacityMode::Provisioned => (f64::from(s.stream.shard_count()), ""),
-        CapacityMode::OnDemand => (ON_DEMAND_SHARDS, ", on-demand: at least"),
+        CapacityMode::OnDemand => (ON_DEMAND_SHARDS, " at least"),
     };
     let workers = f64::from(s.host.count);
     let write = p.dynamodb.on_demand_write_per_million / 1e6;
@@ -432,7 +444,7 @@ fn lease_table(
     line(
         "DynamoDB",
         format!(
-            "lease table: {:.1} M renewals ({shards} shards{assumed}, every {pass_s} s)",
+            "lease table: {:.1} M renewals ({shards} shards{assumed})",
             renewals / 1e6
         ),
         renewals * write,
@@ -444,7 +456,7 @@ fn lease_table(
     line(
         "DynamoDB",
         format!(
-            "lease table: {:.1} M consistent scans ({workers} worker(s), every {pass_s} s)",
+            "lease table: {:.1} M consistent scans ({workers} worker(s))",
             scans / 1e6
         ),
         scans * units_per_scan * read,
@@ -465,7 +477,7 @@ fn lease_table(
     line(
         "DynamoDB",
         format!(
-            "lease table: {:.1} M checkpoints (a slice of up to {STORE_SLICE} records)",
+            "lease table: {:.1} M checkpoints (1 a {STORE_SLICE}-record slice)",
             checkpoints / 1e6
         ),
         checkpoints * write,
@@ -564,6 +576,17 @@ mod tests {
             &Prices::us_east_1(),
         );
         assert!(line(&busy, "DynamoDB", "lease table: 31.5 M checkpoints").monthly_usd > 19.0);
+        // An on-demand stream has 4 shards to begin with, more as it grows.
+        let on_demand = estimate(
+            &resolved("name: costs\nregion: us-east-1\nstream: { mode: on-demand }\n"),
+            Workload::default(),
+            &Prices::us_east_1(),
+        );
+        line(
+            &on_demand,
+            "DynamoDB",
+            "lease table: 10.5 M renewals (4 shards at least)",
+        );
     }
 
     #[test]

@@ -263,6 +263,14 @@ fn one_host_is_a_group_of_one_so_a_new_ami_rolls_instead_of_replacing_an_instanc
         assert_eq!(props["MinSize"], count.to_string());
         assert_eq!(props["DesiredCapacity"], count.to_string());
         assert_eq!(props["MaxSize"], (count + 1).to_string());
+        // Spread over two zones: a launch that fails in one goes to the other.
+        assert_eq!(
+            props["AvailabilityZoneDistribution"]["CapacityDistributionStrategy"],
+            "balanced-best-effort"
+        );
+        if resolved.stack.host.vpc_id.is_none() {
+            assert_eq!(props["VPCZoneIdentifier"].as_array().unwrap().len(), 2);
+        }
         assert_eq!(
             props["LaunchTemplate"]["Version"]["Fn::GetAtt"],
             serde_json::json!(["HostLaunchTemplate", "LatestVersionNumber"])

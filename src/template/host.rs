@@ -58,6 +58,10 @@ fn group(t: &mut Template<'_>, placement: &Placement) {
         "DesiredCapacity": count.to_string(),
         "HealthCheckType": "EC2",
         "VPCZoneIdentifier": placement.subnets,
+        // The default, stated: a zone that does not offer the instance type
+        // (or has no capacity for it) fails the launch, and the group then
+        // launches in another of its subnets' zones.
+        "AvailabilityZoneDistribution": { "CapacityDistributionStrategy": "balanced-best-effort" },
         "Tags": tags,
     });
     t.resource(

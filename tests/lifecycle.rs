@@ -116,10 +116,26 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
         stdout(&again)
     );
 
+    // More than double the deployed 2 shards: one UpdateShardCount cannot
+    // do it, so plan and up refuse before any change set, naming the steps.
+    let original = std::fs::read_to_string(&copy.path).unwrap();
+    std::fs::write(&copy.path, original.replace("shards: 2", "shards: 5")).unwrap();
+    for args in [
+        vec!["plan", &file, "-e", "local"],
+        vec!["up", &file, "-e", "local", "--no-smoke"],
+    ] {
+        let refused = streamstack().args(&args).assert().code(3);
+        assert!(
+            stderr(&refused).contains("the stream cannot go from 2 to 5 shards in one update")
+                && stderr(&refused).contains("Set stream.shards to 4, then 5 in turn"),
+            "{}: {}",
+            args[0],
+            stderr(&refused)
+        );
+    }
+
     // A shard change: plan shows Modify on the stream and exits 4 when asked.
-    let text = std::fs::read_to_string(&copy.path)
-        .unwrap()
-        .replace("shards: 2", "shards: 3");
+    let text = original.replace("shards: 2", "shards: 3");
     std::fs::write(&copy.path, text).unwrap();
     let plan = streamstack()
         .args([

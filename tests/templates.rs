@@ -201,14 +201,14 @@ fn environments_change_what_they_override_and_nothing_else() {
         prod["Resources"]["Stream"]["Properties"]["Name"],
         "tweets-prod-stream"
     );
-    // count: 2 -> an Auto Scaling group instead of one instance.
-    assert!(
-        prod["Resources"].get("HostGroup").is_some()
-            && prod["Resources"].get("HostInstance").is_none()
+    // count: 2 -> a group of two (and room for a third during a rolling update).
+    assert_eq!(
+        prod["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"],
+        "2"
     );
-    assert!(
-        base["Resources"].get("HostInstance").is_some()
-            && base["Resources"].get("HostGroup").is_none()
+    assert_eq!(
+        base["Resources"]["HostGroup"]["Properties"]["DesiredCapacity"],
+        "1"
     );
     // stack-key and e-mail: a KMS key, the SNS topic encrypted with it, alarms notifying it.
     assert!(
@@ -246,4 +246,92 @@ fn alarms_watch_the_right_metrics() {
     let heartbeat = alarm("ProcessorHeartbeatAlarm");
     assert_eq!(heartbeat["TreatMissingData"], "breaching");
     assert_eq!(of_type(&t, "AWS::CloudWatch::Alarm").len(), 9);
+}
+
+#[test]
+fn one_host_is_a_group_of_one_so_a_new_ami_rolls_instead_of_replacing_an_instance() {
+    for (file, env) in all_shipped() {
+        let resolved = resolve(&file, env.as_deref());
+        let t = template::compile(&resolved);
+        assert!(
+            of_type(&t, "AWS::EC2::Instance").is_empty(),
+            "{file} {env:?}"
+        );
+        let group = &t["Resources"]["HostGroup"];
+        let count = resolved.stack.host.count;
+        let props = &group["Properties"];
+        assert_eq!(props["MinSize"], count.to_string());
+        assert_eq!(props["DesiredCapacity"], count.to_string());
+        assert_eq!(props["MaxSize"], (count + 1).to_string());
+        // Spread over two zones: a launch that fails in one goes to the other.
+        assert_eq!(
+            props["AvailabilityZoneDistribution"]["CapacityDistributionStrategy"],
+            "balanced-best-effort"
+        );
+        if resolved.stack.host.vpc_id.is_none() {
+            assert_eq!(props["VPCZoneIdentifier"].as_array().unwrap().len(), 2);
+        }
+        assert_eq!(
+            props["LaunchTemplate"]["Version"]["Fn::GetAtt"],
+            serde_json::json!(["HostLaunchTemplate", "LatestVersionNumber"])
+        );
+        // CloudFormation refuses MinInstancesInService at or above MaxSize.
+        let rolling = &group["UpdatePolicy"]["AutoScalingRollingUpdate"];
+        assert_eq!(rolling["MinInstancesInService"], count);
+        assert_eq!(rolling["MaxBatchSize"], 1);
+        assert!(t["Outputs"].get("HostGroupName").is_some());
+        assert!(t["Outputs"].get("HostInstanceId").is_none());
+    }
+}
+
+#[test]
+fn the_archive_lifecycle_also_removes_expired_delete_markers_in_a_rule_of_their_own() {
+    for (file, env) in all_shipped() {
+        let t = template::compile(&resolve(&file, env.as_deref()));
+        let rules =
+            t["Resources"]["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+                .as_array()
+                .unwrap();
+        let markers: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r.get("ExpiredObjectDeleteMarker").is_some())
+            .collect();
+        assert_eq!(markers.len(), 1, "{file} {env:?}: {rules:?}");
+        assert_eq!(markers[0]["ExpiredObjectDeleteMarker"], true);
+        assert_eq!(markers[0]["Status"], "Enabled");
+        // S3 rejects ExpiredObjectDeleteMarker beside Days or Date in one expiration.
+        assert!(markers[0].get("ExpirationInDays").is_none());
+        assert!(markers[0].get("ExpirationDate").is_none());
+    }
+}
+
+fn compile_text(yaml: &str) -> Value {
+    let file = spec::parse("s.yaml", yaml.as_bytes()).unwrap();
+    template::compile(&file.resolve(None).unwrap())
+}
+
+#[test]
+fn ebs_optimization_is_asked_for_only_on_types_optimized_by_default() {
+    let data = |t: &Value| {
+        t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"].clone()
+    };
+    let t3 = compile_text("name: ebs\nregion: us-east-1\nhost: { instance_type: t3.micro }\n");
+    assert_eq!(data(&t3)["EbsOptimized"], true);
+    // RunInstances refuses EbsOptimized on a t2: leave it out.
+    let t2 = compile_text("name: ebs\nregion: us-east-1\nhost: { instance_type: t2.micro }\n");
+    assert!(data(&t2).get("EbsOptimized").is_none(), "{}", data(&t2));
+}
+
+#[test]
+fn the_dashboard_shows_the_region_the_stack_is_deployed_in() {
+    let t = compile_text("name: dash\nregion: eu-west-1\n");
+    let body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("the body is an Fn::Sub");
+    // `up --region us-east-2` deploys this file elsewhere: no literal region.
+    assert!(!body.contains("eu-west-1"), "{body}");
+    let parsed: Value = serde_json::from_str(body).unwrap();
+    for widget in parsed["widgets"].as_array().unwrap() {
+        assert_eq!(widget["properties"]["region"], "${AWS::Region}");
+    }
 }

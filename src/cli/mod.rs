@@ -36,7 +36,8 @@ pub enum Exit {
     Invalid = 1,
     /// A runtime failure (I/O, AWS), a failed deployment, an unhealthy stack.
     Failed = 2,
-    /// Refused for safety: data present on `down`, a stateful replacement on `up`.
+    /// Refused for safety: data present on `down`; a stateful replacement, or a shard change
+    /// one update cannot make, on `plan`/`up`.
     Refused = 3,
     /// `plan --detailed-exitcode`: the plan has changes.
     Changes = 4,

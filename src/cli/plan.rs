@@ -84,6 +84,9 @@ async fn plan(
         }
         Some(_) => Kind::Update,
     };
+    if kind == Kind::Update {
+        crate::deploy::reshard::check_deployed(cfn, stack, body).await?;
+    }
     let request = Request {
         stack,
         template_body: body,

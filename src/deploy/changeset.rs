@@ -3,20 +3,25 @@
 use std::time::Duration;
 
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Tag};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, ResourceChange, Tag,
+};
 use serde::Serialize;
 
 use super::DeployError;
 use crate::aws::ResultExt;
 
 /// Resource types that hold data or serve traffic: replacing one loses its
-/// contents or interrupts the pipeline.
+/// contents or interrupts the pipeline. Hosts are not among them: their
+/// launch template, instances and Auto Scaling group hold nothing (the
+/// processor's state is in the lease table, its binary in the artifacts
+/// bucket), and a new Amazon Linux AMI replaces all three as a routine
+/// rolling update.
 pub const STATEFUL_TYPES: &[&str] = &[
     "AWS::Kinesis::Stream",
     "AWS::KinesisFirehose::DeliveryStream",
     "AWS::S3::Bucket",
     "AWS::DynamoDB::Table",
-    "AWS::EC2::Instance",
     "AWS::KMS::Key",
 ];
 
@@ -156,43 +161,7 @@ pub async fn create(
             page.changes()
                 .iter()
                 .filter_map(|c| c.resource_change())
-                .map(|rc| {
-                    let resource_type = rc.resource_type().unwrap_or_default().to_string();
-                    let mut properties: Vec<String> = rc
-                        .details()
-                        .iter()
-                        .filter_map(|d| d.target())
-                        .map(|t| {
-                            let name = t
-                                .name()
-                                .map(str::to_string)
-                                .or_else(|| t.attribute().map(|a| a.as_str().to_string()))
-                                .unwrap_or_default();
-                            match t.requires_recreation().map(|r| r.as_str()) {
-                                Some(r @ ("Always" | "Conditionally")) => {
-                                    format!("{name} (recreation: {r})")
-                                }
-                                _ => name,
-                            }
-                        })
-                        .collect();
-                    properties.sort();
-                    properties.dedup();
-                    Change {
-                        logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
-                        stateful: STATEFUL_TYPES.contains(&resource_type.as_str()),
-                        resource_type,
-                        action: rc
-                            .action()
-                            .map(|a| a.as_str().to_string())
-                            .unwrap_or_default(),
-                        replacement: rc
-                            .replacement()
-                            .map(|r| r.as_str().to_string())
-                            .unwrap_or_default(),
-                        properties,
-                    }
-                }),
+                .map(change),
         );
         token = page.next_token().map(str::to_string);
         if token.is_none() {
@@ -232,6 +201,43 @@ pub async fn execute(cfn: &Client, stack: &str, id: &str) -> Result<(), DeployEr
     Ok(())
 }
 
+/// One resource change of a change set, as `plan` shows it and `up` judges it.
+fn change(rc: &ResourceChange) -> Change {
+    let resource_type = rc.resource_type().unwrap_or_default().to_string();
+    let mut properties: Vec<String> = rc
+        .details()
+        .iter()
+        .filter_map(|d| d.target())
+        .map(|t| {
+            let name = t
+                .name()
+                .map(str::to_string)
+                .or_else(|| t.attribute().map(|a| a.as_str().to_string()))
+                .unwrap_or_default();
+            match t.requires_recreation().map(|r| r.as_str()) {
+                Some(r @ ("Always" | "Conditionally")) => format!("{name} (recreation: {r})"),
+                _ => name,
+            }
+        })
+        .collect();
+    properties.sort();
+    properties.dedup();
+    Change {
+        logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
+        stateful: STATEFUL_TYPES.contains(&resource_type.as_str()),
+        resource_type,
+        action: rc
+            .action()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default(),
+        replacement: rc
+            .replacement()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        properties,
+    }
+}
+
 /// The summary line of a plan.
 pub fn summary(changes: &[Change]) -> String {
     let count = |action: &str| changes.iter().filter(|c| c.action == action).count();
@@ -248,4 +254,94 @@ pub fn summary(changes: &[Change]) -> String {
         count("Remove"),
         stateful
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::types::{
+        ChangeAction, Replacement, RequiresRecreation, ResourceAttribute, ResourceChangeDetail,
+        ResourceTargetDefinition,
+    };
+
+    use super::*;
+
+    /// A resource change as DescribeChangeSet returns it.
+    fn replaced(logical_id: &str, resource_type: &str, property: &str) -> ResourceChange {
+        ResourceChange::builder()
+            .logical_resource_id(logical_id)
+            .resource_type(resource_type)
+            .action(ChangeAction::Modify)
+            .replacement(Replacement::True)
+            .details(
+                ResourceChangeDetail::builder()
+                    .target(
+                        ResourceTargetDefinition::builder()
+                            .attribute(ResourceAttribute::Properties)
+                            .name(property)
+                            .requires_recreation(RequiresRecreation::Always)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn a_new_ami_replacing_the_hosts_is_not_a_stateful_replacement() {
+        // What an Amazon Linux release does to a stack: the SSM parameter
+        // resolves to a new AMI, the launch template gets a new version, and
+        // the hosts (a group now, an instance in stacks deployed before) follow.
+        let changes = [
+            change(&replaced(
+                "HostLaunchTemplate",
+                "AWS::EC2::LaunchTemplate",
+                "LaunchTemplateData",
+            )),
+            change(&replaced(
+                "HostInstance",
+                "AWS::EC2::Instance",
+                "LaunchTemplate",
+            )),
+            change(&replaced(
+                "HostGroup",
+                "AWS::AutoScaling::AutoScalingGroup",
+                "LaunchTemplate",
+            )),
+        ];
+        for c in &changes {
+            assert!(!c.replaces_stateful(), "{c:?}");
+            assert_eq!(c.replacement, "True");
+        }
+        assert_eq!(
+            changes[0].properties,
+            ["LaunchTemplateData (recreation: Always)"]
+        );
+        assert!(summary(&changes).ends_with("0 stateful resource(s) at risk"));
+    }
+
+    #[test]
+    fn replacing_a_stream_table_bucket_or_key_still_is() {
+        for (id, ty) in [
+            ("Stream", "AWS::Kinesis::Stream"),
+            ("Table", "AWS::DynamoDB::Table"),
+            ("ArchiveBucket", "AWS::S3::Bucket"),
+            (
+                "ArchiveDeliveryStream",
+                "AWS::KinesisFirehose::DeliveryStream",
+            ),
+            ("StackKey", "AWS::KMS::Key"),
+        ] {
+            let c = change(&replaced(id, ty, "Name"));
+            assert!(c.replaces_stateful(), "{c:?}");
+        }
+        let removed = change(
+            &ResourceChange::builder()
+                .logical_resource_id("Table")
+                .resource_type("AWS::DynamoDB::Table")
+                .action(ChangeAction::Remove)
+                .build(),
+        );
+        assert!(removed.removes_stateful());
+        assert!(summary(&[removed]).ends_with("1 stateful resource(s) at risk"));
+    }
 }

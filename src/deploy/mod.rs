@@ -7,6 +7,7 @@ pub mod changeset;
 pub mod down;
 pub mod local_processor;
 pub mod progress;
+pub mod reshard;
 pub mod ship;
 pub mod stack;
 pub mod up;
@@ -51,6 +52,12 @@ pub enum DeployError {
         status: String,
         advice: String,
     },
+    /// A shard count change UpdateShardCount cannot make in one call.
+    #[error("refusing to update stack {stack}: {reason}")]
+    ReshardRefused {
+        stack: String,
+        reason: reshard::TooFar,
+    },
     #[error(
         "the template is {size} bytes; CloudFormation takes at most {MAX_TEMPLATE_BODY} inline"
     )]
@@ -62,7 +69,9 @@ impl DeployError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            DeployError::ReplacementRefused(_) | DeployError::DataPresent { .. }
+            DeployError::ReplacementRefused(_)
+                | DeployError::DataPresent { .. }
+                | DeployError::ReshardRefused { .. }
         )
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::changeset::{self, Change, Kind, Prepared, Request};
 use super::down;
 use super::progress::Progress;
+use super::reshard;
 use super::stack::{self, Settled, StackInfo, Watch, is_healthy, is_in_progress};
 use super::{DeployError, MAX_TEMPLATE_BODY};
 use crate::aws::{Aws, ResultExt};
@@ -161,6 +162,10 @@ pub async fn up(
         });
     }
     let kind = converge(aws, stack, options.poll).await?;
+    if kind == Kind::Update {
+        // Before the change set: CloudFormation would accept it and fail mid-update.
+        reshard::check_deployed(cfn, stack, desired.template_body).await?;
+    }
     let request = Request {
         stack,
         template_body: desired.template_body,

@@ -233,10 +233,10 @@ pub struct HostSpec {
     /// An AMI id (`ami-...`) or `ssm:/path` of a public SSM parameter that holds one.
     #[schemars(regex(pattern = r"^(ami-[0-9a-f]{8,17}|ssm:/[A-Za-z0-9_./-]+)$"))]
     pub ami: String,
-    /// Hosts sharing the shards through the lease table; more than one runs an Auto Scaling group.
+    /// Hosts sharing the shards through the lease table (an Auto Scaling group of this many).
     #[schemars(range(min = 1, max = 20))]
     pub count: u32,
-    /// VPC for the host's security group (default: the account's default VPC).
+    /// VPC for the host(s), with `subnet_ids` (default: a VPC of the stack's own, one public subnet in each of two zones).
     #[schemars(regex(pattern = r"^vpc-[0-9a-f]{8,17}$"))]
     pub vpc_id: Option<String>,
     /// Subnets for the host(s), in that VPC.

@@ -18,11 +18,20 @@ fn at(tree: &Node, path: &[&str]) -> Span {
         .map_or(tree.span, |node| node.span)
 }
 
-/// The archive bucket's name, which must be globally unique: the stack name,
-/// account and region make it so.
-pub fn bucket_name_length(stack_name: &str, region: &str) -> usize {
-    // "{stack}-archive-{account}-{region}"
-    stack_name.len() + "-archive-".len() + ACCOUNT_ID_LEN + 1 + region.len()
+/// S3 bucket names are 3 to 63 characters.
+const BUCKET_NAME_MAX: usize = 63;
+
+/// The stack's buckets (the archive, and the artifacts `up` ships to the
+/// host) and the length of each name, which must be globally unique: the
+/// stack name, account and region make it so.
+pub fn bucket_name_lengths(stack_name: &str, region: &str) -> [(&'static str, usize); 2] {
+    // "{stack}-{bucket}-{account}-{region}", as src/template names them.
+    ["archive", "artifacts"].map(|bucket| {
+        (
+            bucket,
+            stack_name.len() + bucket.len() + 2 + ACCOUNT_ID_LEN + 1 + region.len(),
+        )
+    })
 }
 
 /// Firehose prefix expression namespaces that work without dynamic partitioning.
@@ -40,11 +49,16 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
         None => stack.name.clone(),
     };
 
-    let bucket_len = bucket_name_length(&stack_name, &stack.region);
-    if bucket_len > 63 {
+    // The longest name that is too long, when one is: the others are
+    // shortened by the same fix.
+    if let Some((bucket, len)) = bucket_name_lengths(&stack_name, &stack.region)
+        .into_iter()
+        .filter(|(_, len)| *len > BUCKET_NAME_MAX)
+        .max_by_key(|(_, len)| *len)
+    {
         out.push(
-            Diagnostic::new(at(tree, &["name"]), format!("the archive bucket name would be {bucket_len} characters; S3 allows 63"))
-                .with_hint(format!("the bucket is named {stack_name}-archive-<account>-{}: shorten the stack or environment name", stack.region)),
+            Diagnostic::new(at(tree, &["name"]), format!("the {bucket} bucket name would be {len} characters; S3 allows {BUCKET_NAME_MAX}"))
+                .with_hint(format!("buckets are named {stack_name}-archive-<account>-{0} and {stack_name}-artifacts-<account>-{0}: shorten the stack or environment name", stack.region)),
         );
     }
 
@@ -205,7 +219,7 @@ pub fn check(stack: &Stack, env: Option<&str>, tree: &Node) -> Vec<Diagnostic> {
                 at(tree, &["host"]),
                 "`host.vpc_id` and `host.subnet_ids` go together",
             )
-            .with_hint("give both (your own network) or neither (the account's default VPC)"),
+            .with_hint("give both (your own network) or neither (a VPC of the stack's own)"),
         );
     }
 

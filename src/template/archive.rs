@@ -40,6 +40,13 @@ fn bucket(t: &mut Template<'_>) {
         }
         rules.push(rule);
     }
+    // Expiring an object, or deleting one, leaves a delete marker (the bucket
+    // is versioning-enabled or -suspended, never unversioned); once its
+    // noncurrent versions have expired too, nothing removes the marker and
+    // the key lingers in every version listing. S3 refuses
+    // ExpiredObjectDeleteMarker in a rule that also expires by days, hence a
+    // rule of its own.
+    rules.push(json!({ "Id": "RemoveExpiredDeleteMarkers", "Status": "Enabled", "ExpiredObjectDeleteMarker": true }));
     let mut skips = vec![(
         "CKV_AWS_18",
         "Access logging needs a second, log-only bucket; CloudTrail data events are the recommended audit trail for the archive.",

@@ -2,8 +2,12 @@
 
 use serde_json::{Value, json};
 
-use super::Template;
 use super::names::METRICS_NAMESPACE;
+use super::{Template, sub};
+
+/// The region every widget shows: the one the stack is deployed in, which
+/// `--region` may choose over the stack file's, resolved by Fn::Sub.
+const REGION: &str = "${AWS::Region}";
 
 fn widget(x: u32, y: u32, title: &str, region: &str, metrics: Value) -> Value {
     json!({
@@ -14,7 +18,7 @@ fn widget(x: u32, y: u32, title: &str, region: &str, metrics: Value) -> Value {
 
 pub fn add(t: &mut Template<'_>) {
     let n = &t.names;
-    let region = t.stack.region.as_str();
+    let region = REGION;
     let stream = n.stream.as_str();
     let archive = n.delivery_stream.as_str();
     let table = n.table.as_str();
@@ -84,8 +88,10 @@ pub fn add(t: &mut Template<'_>) {
     ];
     let body = serde_json::to_string(&json!({ "widgets": widgets }))
         .expect("a JSON value always serializes");
+    // Fn::Sub would take any other `${` for a variable: names cannot hold one.
+    debug_assert_eq!(body.matches("${").count(), body.matches(REGION).count());
     let name = n.dashboard.clone();
-    t.resource("Dashboard", json!({ "Type": "AWS::CloudWatch::Dashboard", "Properties": { "DashboardName": name, "DashboardBody": body } }));
+    t.resource("Dashboard", json!({ "Type": "AWS::CloudWatch::Dashboard", "Properties": { "DashboardName": name, "DashboardBody": sub(&body) } }));
     t.output(
         "DashboardName",
         "CloudWatch dashboard of the pipeline",

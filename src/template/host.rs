@@ -1,7 +1,7 @@
 //! The processor host: a launch template (IMDSv2 only, encrypted root
-//! volume, no inbound access), its least-privilege instance role, and one
-//! instance or, with `host.count` above one, an Auto Scaling group whose
-//! workers share the shards through the lease table.
+//! volume, no inbound access), its least-privilege instance role, and an
+//! Auto Scaling group of `host.count` hosts whose workers share the shards
+//! through the lease table.
 
 use serde_json::{Value, json};
 
@@ -14,7 +14,6 @@ pub const ROLE: &str = "HostRole";
 const PROFILE: &str = "HostInstanceProfile";
 const SECURITY_GROUP: &str = "HostSecurityGroup";
 const LAUNCH_TEMPLATE: &str = "HostLaunchTemplate";
-const INSTANCE: &str = "HostInstance";
 const GROUP: &str = "HostGroup";
 const IMAGE_PARAMETER: &str = "HostImageId";
 
@@ -33,52 +32,53 @@ pub fn add(t: &mut Template<'_>) {
     security_group(t, &placement);
     role(t);
     launch_template(t);
-    if t.stack.host.count == 1 {
-        let mut properties = json!({
-            "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
-            "Tags": t.tags(),
-        });
-        if let Some(subnet) = placement.subnets.first() {
-            properties["SubnetId"] = subnet.clone();
-        }
-        t.resource(
-            INSTANCE,
-            json!({ "Type": "AWS::EC2::Instance", "Properties": properties }),
-        );
-        t.output(
-            "HostInstanceId",
-            "EC2 instance running the processor",
-            r(INSTANCE),
-        );
-    } else {
-        let count = t.stack.host.count.to_string();
-        let tags: Vec<Value> = t
-            .tag_pairs()
-            .into_iter()
-            .map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true }))
-            .collect();
-        let properties = json!({
-            "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
-            "MinSize": count, "MaxSize": count, "DesiredCapacity": count,
-            "HealthCheckType": "EC2",
-            "VPCZoneIdentifier": placement.subnets,
-            "Tags": tags,
-        });
-        t.resource(
-            GROUP,
-            json!({
-                "Type": "AWS::AutoScaling::AutoScalingGroup",
-                // A new launch template version rolls through the group one host at a time.
-                "UpdatePolicy": { "AutoScalingRollingUpdate": { "MinInstancesInService": 1, "MaxBatchSize": 1 } },
-                "Properties": properties,
-            }),
-        );
-        t.output(
-            "HostGroupName",
-            "Auto Scaling group of the processor hosts",
-            r(GROUP),
-        );
-    }
+    group(t, &placement);
+}
+
+/// The host(s) as an Auto Scaling group, one host included: a new launch
+/// template version (every Amazon Linux release changes the AMI the SSM
+/// parameter resolves to) then rolls through the group instead of replacing
+/// a lone `AWS::EC2::Instance`, and the group replaces a host that fails
+/// its health check.
+fn group(t: &mut Template<'_>, placement: &Placement) {
+    let count = t.stack.host.count;
+    let tags: Vec<Value> = t
+        .tag_pairs()
+        .into_iter()
+        .map(|(k, v)| json!({ "Key": k, "Value": v, "PropagateAtLaunch": true }))
+        .collect();
+    let properties = json!({
+        "LaunchTemplate": { "LaunchTemplateId": r(LAUNCH_TEMPLATE), "Version": get_att(LAUNCH_TEMPLATE, "LatestVersionNumber") },
+        "MinSize": count.to_string(),
+        // One above the count: room for the rolling update to start a new
+        // host before it stops an old one (CloudFormation requires
+        // MinInstancesInService below MaxSize). Nothing scales the group, so
+        // it stays at DesiredCapacity otherwise.
+        "MaxSize": (count + 1).to_string(),
+        "DesiredCapacity": count.to_string(),
+        "HealthCheckType": "EC2",
+        "VPCZoneIdentifier": placement.subnets,
+        // The default, stated: a zone that does not offer the instance type
+        // (or has no capacity for it) fails the launch, and the group then
+        // launches in another of its subnets' zones.
+        "AvailabilityZoneDistribution": { "CapacityDistributionStrategy": "balanced-best-effort" },
+        "Tags": tags,
+    });
+    t.resource(
+        GROUP,
+        json!({
+            "Type": "AWS::AutoScaling::AutoScalingGroup",
+            // One host at a time, the new one in service before the old one
+            // goes: every shard keeps a worker that can take its lease.
+            "UpdatePolicy": { "AutoScalingRollingUpdate": { "MinInstancesInService": count, "MaxBatchSize": 1 } },
+            "Properties": properties,
+        }),
+    );
+    t.output(
+        "HostGroupName",
+        "Auto Scaling group of the processor host(s)",
+        r(GROUP),
+    );
 }
 
 fn security_group(t: &mut Template<'_>, placement: &Placement) {
@@ -334,7 +334,7 @@ fn launch_template(t: &mut Template<'_>) {
     let image = image_id(t);
     let host = &t.stack.host;
     let tags = t.tags();
-    let data = json!({
+    let mut data = json!({
         "ImageId": image,
         "InstanceType": host.instance_type,
         "IamInstanceProfile": { "Arn": get_att(PROFILE, "Arn") },
@@ -346,16 +346,70 @@ fn launch_template(t: &mut Template<'_>) {
             "Ebs": { "VolumeSize": host.volume_gb, "VolumeType": "gp3", "Encrypted": true, "DeleteOnTermination": true },
         }],
         "Monitoring": { "Enabled": true },
-        "EbsOptimized": true,
         "UserData": user_data(t),
         "TagSpecifications": [
             { "ResourceType": "instance", "Tags": tags.clone() },
             { "ResourceType": "volume", "Tags": tags },
         ],
     });
+    if ebs_optimized_by_default(&host.instance_type) {
+        data["EbsOptimized"] = json!(true);
+    }
     let name = format!("{}-host", t.names.stack);
     t.resource(
         LAUNCH_TEMPLATE,
         json!({ "Type": "AWS::EC2::LaunchTemplate", "Properties": { "LaunchTemplateName": name, "LaunchTemplateData": data } }),
     );
+}
+
+/// Previous-generation families that are not EBS-optimized by default: on
+/// some sizes EBS optimization is not available at all (every t1 and t2,
+/// m3.medium, c3.large, ...: RunInstances fails when it is asked for), on the
+/// others it is an option billed by the hour on top of the instance.
+const NOT_EBS_OPTIMIZED_BY_DEFAULT: &[&str] = &[
+    "c1", "c3", "cc1", "cc2", "cg1", "cr1", "g2", "hi1", "hs1", "i2", "m1", "m2", "m3", "r3", "t1",
+    "t2",
+];
+
+/// Whether the instance type is EBS-optimized by default (every current
+/// generation type, and c4, d2, m4, r4, ... of the previous one). Only those
+/// get `EbsOptimized: true`, where it changes nothing but states the intent;
+/// on the others it fails or costs extra, so it is left out.
+pub fn ebs_optimized_by_default(instance_type: &str) -> bool {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    !NOT_EBS_OPTIMIZED_BY_DEFAULT.contains(&family)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ebs_optimized_by_default;
+
+    #[test]
+    fn ebs_optimization_is_asked_for_only_where_it_is_the_default() {
+        for default in [
+            "t3.micro",
+            "t3a.small",
+            "t4g.micro",
+            "m5.large",
+            "m7i.large",
+            "c6i.large",
+            "c4.large",
+            "m4.large",
+            "r4.large",
+        ] {
+            assert!(ebs_optimized_by_default(default), "{default}");
+        }
+        // Not available (t2, m3.medium) or an extra hourly charge (m3.xlarge, c3.xlarge).
+        for not in [
+            "t2.micro",
+            "t2.large",
+            "t1.micro",
+            "m3.medium",
+            "m3.xlarge",
+            "c3.xlarge",
+            "r3.large",
+        ] {
+            assert!(!ebs_optimized_by_default(not), "{not}");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! that never deletes data silently. I/O lives here; the template comes from
 //! the pure compiler.
 
+pub mod binary;
 pub mod changeset;
 pub mod down;
 pub mod local_processor;

@@ -347,8 +347,12 @@ mod tests {
         );
         assert!(
             text.contains("but the hosts run Amazon Linux 2023 with glibc 2.34")
-                && text.contains("nothing was changed on AWS. Build one that runs there with `make dist`")
-                && text.contains("--processor-binary target/x86_64-unknown-linux-musl/release/streamstack"),
+                && text.contains(
+                    "nothing was changed on AWS. Build one that runs there with `make dist`"
+                )
+                && text.contains(
+                    "--processor-binary target/x86_64-unknown-linux-musl/release/streamstack"
+                ),
             "{text}"
         );
     }
@@ -363,7 +367,10 @@ mod tests {
 
         let err = check_bytes(b"#!/bin/sh\necho hi\n", Path::new("x.sh"), "t3.micro").unwrap_err();
         assert!(matches!(err, BinaryError::NotElf { .. }), "{err}");
-        assert!(err.to_string().starts_with("x.sh is not a Linux executable"));
+        assert!(
+            err.to_string()
+                .starts_with("x.sh is not a Linux executable")
+        );
         let err = check_bytes(b"", Path::new("empty"), "t3.micro").unwrap_err();
         assert!(matches!(err, BinaryError::NotElf { .. }), "{err}");
 

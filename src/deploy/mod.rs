@@ -8,6 +8,7 @@ pub mod changeset;
 pub mod down;
 pub mod local_processor;
 pub mod progress;
+pub mod rollout;
 pub mod ship;
 pub mod stack;
 pub mod up;

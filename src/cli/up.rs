@@ -97,7 +97,12 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                     None
                 } else {
                     eprintln!("smoke: a canary through {} (skip with --no-smoke)", d.stack);
-                    match super::smoke::check(&aws, &resolved, 60, 60).await {
+                    let timeouts = super::smoke::Timeouts {
+                        table_s: 60,
+                        archive_margin_s: 60,
+                        heartbeat_s: super::smoke::HEARTBEAT_TIMEOUT_S,
+                    };
+                    match super::smoke::check(&aws, &resolved, &timeouts).await {
                         Ok(report) => Some(report),
                         Err(exit) => return exit,
                     }

@@ -233,6 +233,114 @@ mod tests {
         );
     }
 
+    fn statistics(datapoints: &str) -> crate::aws::replay::Answer {
+        crate::aws::replay::Answer::xml(&format!(
+            r#"<GetMetricStatisticsResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/">
+  <GetMetricStatisticsResult><Label>Heartbeat</Label><Datapoints>{datapoints}</Datapoints></GetMetricStatisticsResult>
+  <ResponseMetadata><RequestId>replay</RequestId></ResponseMetadata>
+</GetMetricStatisticsResponse>"#
+        ))
+    }
+
+    /// CloudWatch as it answers before the processor's first heartbeat (no
+    /// datapoint), then after it.
+    #[tokio::test]
+    async fn smoke_waits_for_the_first_heartbeat_within_its_bound() {
+        let replay = crate::aws::replay::Replay::start().await;
+        replay
+            .answer("GetMetricStatistics", statistics(""))
+            .answer("GetMetricStatistics", statistics(""))
+            .answer(
+                "GetMetricStatistics",
+                statistics("<member><Timestamp>2025-03-09T07:12:00Z</Timestamp><SampleCount>6.0</SampleCount><Unit>None</Unit></member>"),
+            );
+        let aws = replay.aws().await;
+        let seen = first_heartbeat(
+            &aws,
+            "tweets-prod",
+            SystemTime::now(),
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            seen.map(|t| t.secs()),
+            Some(
+                at("2025-03-09T07:12:00Z")
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64
+            )
+        );
+        let calls = replay.requests("GetMetricStatistics");
+        assert_eq!(calls.len(), 3);
+        for part in [
+            "Namespace=Streamstack",
+            "MetricName=Heartbeat",
+            "Dimensions.member.1.Name=Stack",
+            "Dimensions.member.1.Value=tweets-prod",
+            "Statistics.member.1=SampleCount",
+        ] {
+            assert!(
+                calls[0].body.contains(part),
+                "{part} not in {}",
+                calls[0].body
+            );
+        }
+
+        // Never: the bound ends the wait, and says none came.
+        let replay = crate::aws::replay::Replay::start().await;
+        replay.answer("GetMetricStatistics", statistics(""));
+        let aws = replay.aws().await;
+        let started = Instant::now();
+        let seen = first_heartbeat(
+            &aws,
+            "tweets-prod",
+            SystemTime::now(),
+            Duration::from_millis(200),
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// DescribeAlarms asked by name: `tweets` cannot get `tweets-prod`'s.
+    #[tokio::test]
+    async fn alarms_are_asked_for_by_exact_name() {
+        let replay = crate::aws::replay::Replay::start().await;
+        replay.answer(
+            "DescribeAlarms",
+            crate::aws::replay::Answer::xml(
+                r#"<DescribeAlarmsResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/">
+  <DescribeAlarmsResult><MetricAlarms><member>
+    <AlarmName>tweets-dead-letters</AlarmName><StateValue>OK</StateValue>
+    <StateUpdatedTimestamp>2025-03-09T07:00:00Z</StateUpdatedTimestamp>
+  </member></MetricAlarms><CompositeAlarms/></DescribeAlarmsResult>
+  <ResponseMetadata><RequestId>replay</RequestId></ResponseMetadata>
+</DescribeAlarmsResponse>"#,
+            ),
+        );
+        let aws = replay.aws().await;
+        let states = alarm_states(
+            &aws,
+            &["tweets-dead-letters".into(), "tweets-iterator-age".into()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(states.len(), 1);
+        assert!(!states[0].alarming);
+        let body = &replay.requests("DescribeAlarms")[0].body;
+        assert!(
+            body.contains("AlarmNames.member.1=tweets-dead-letters")
+                && body.contains("AlarmNames.member.2=tweets-iterator-age")
+                && !body.contains("AlarmNamePrefix"),
+            "{body}"
+        );
+    }
+
     #[test]
     fn alarm_names_are_those_of_the_template() {
         let t = serde_json::json!({ "Resources": {

@@ -3,6 +3,7 @@
 #   make test    every test, lints and template checkers (what CI runs)
 #   make bench   the performance figures
 #   make fuzz    the property tests for longer (FUZZ_CASES, default 20000)
+#   make dist    the processor binary for the EC2 hosts (static, stripped)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -23,7 +24,7 @@ endif
 TEST_EMULATOR := STREAMSTACK_EMULATOR_PORT=4599 STREAMSTACK_EMULATOR_STATE=.state/emulator-test
 
 .PHONY: all build demo test lint deny unit emulator-test checkers templates validate synth schema bench fuzz clean \
-        emulator emulator-stop up down plan status
+        emulator emulator-stop up down plan status dist
 
 all: build
 
@@ -69,8 +70,31 @@ emulator:
 emulator-stop:
 	@scripts/emulator.sh stop
 
+# What ships to the EC2 hosts: a static (musl) release build, stripped, with
+# thin LTO (Cargo.toml's release profile). Static, it needs no glibc on the
+# host; `up` checks it anyway (architecture, glibc) before any AWS change.
+# A release build of the AWS SDK takes many minutes on two cores: only this
+# target and `make up` off the emulator build it, never `make test` or
+# `make demo`. Graviton hosts (t4g, m7g, c6g...) need
+# DIST_TARGET=aarch64-unknown-linux-musl and an aarch64 musl C toolchain.
+DIST_TARGET ?= x86_64-unknown-linux-musl
+DIST_BIN := target/$(DIST_TARGET)/release/streamstack
+dist:
+	@rustup target list --installed | grep -qx '$(DIST_TARGET)' || rustup target add $(DIST_TARGET)
+	@if [ "$(DIST_TARGET)" = x86_64-unknown-linux-musl ] && ! command -v musl-gcc >/dev/null; then \
+	  echo "make dist: musl-gcc is missing (the AWS SDK's TLS library compiles C): apt-get install musl-tools" >&2; exit 1; fi
+	$(CARGO) build --locked --release --target $(DIST_TARGET)
+	@ls -l $(DIST_BIN)
+
+# On the emulator the processor runs here, from the dev build; on AWS the
+# hosts get the release build from `make dist`.
+ifeq ($(EMULATOR),1)
 up: build emulator
 	$(AWS_ENV) $(BIN) up $(STACK) --env $(ENV)
+else
+up: build dist
+	$(BIN) up $(STACK) --env $(ENV) --processor-binary $(DIST_BIN)
+endif
 
 plan: build emulator
 	$(AWS_ENV) $(BIN) plan $(STACK) --env $(ENV)

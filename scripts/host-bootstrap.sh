@@ -15,10 +15,16 @@
 #
 # This script reads the pointer, downloads the binary and the stack file,
 # checks the binary's hash (a mismatch or a missing object stops it, loudly,
-# before anything is replaced), installs both, and installs the processor as
-# a systemd service that restarts on failure and logs to the journal. Before
-# the first `up` has shipped a binary there is no pointer: the script says so
-# and exits 0 (the next `up` runs it again).
+# before anything is replaced), runs the new binary's `--version` (one that
+# does not run on this host is not installed, and the script fails), installs
+# both, and installs the processor as a systemd service that restarts on
+# failure and logs to the journal. Before the first `up` has shipped a binary
+# there is no pointer: the script says so and exits 0 (`up` runs it again
+# once it has shipped). The host role may read objects but not list the
+# bucket, and without s3:ListBucket S3 answers a missing key with 403, not
+# 404: at first boot a 403 on the pointer is that same "not shipped yet".
+# (`up` then checks what each host runs, so a 403 for any other reason does
+# not pass unnoticed.)
 #
 # PREFIX installs under a temporary root (tests); without systemctl the unit
 # is written but not started.
@@ -44,6 +50,10 @@ if ! aws s3 cp --only-show-errors "$pointer" "$work/current" 2>"$work/err"; then
     say "no processor shipped yet ($pointer is missing); the next 'streamstack up' ships it"
     exit 0
   fi
+  if grep -qE '\(403\)|Forbidden|AccessDenied' "$work/err"; then
+    say "no processor shipped yet ($pointer is not readable: 403, which is how S3 answers a missing key to a role without s3:ListBucket); the next 'streamstack up' ships it"
+    exit 0
+  fi
   die "reading $pointer: $(cat "$work/err")"
 fi
 field() { sed -n "s/^$1=//p" "$work/current" | head -n 1; }
@@ -59,6 +69,15 @@ got="$(sha256sum "$work/streamstack" | cut -d' ' -f1)"
 [[ "$got" == "$sha" ]] || die "s3://$STREAMSTACK_ARTIFACT_BUCKET/$key has sha256 $got, the pointer says $sha: not installed"
 aws s3 cp --only-show-errors "s3://$STREAMSTACK_ARTIFACT_BUCKET/$stack_key" "$work/stack.yaml" \
   || die "downloading s3://$STREAMSTACK_ARTIFACT_BUCKET/$stack_key failed"
+
+# The new binary must run here (architecture, libc) before it replaces the
+# one that does: a binary that cannot start would leave the service
+# crash-looping. The running service is left as it is.
+chmod 0755 "$work/streamstack"
+if ! version="$(timeout 30 "$work/streamstack" --version 2>&1)"; then
+  die "the new binary ${sha:0:12} does not run on this host ($(uname -m), $(ldd --version 2>/dev/null | head -n 1)): ${version:-no output}: not installed"
+fi
+say "new binary runs: $version"
 
 mkdir -p "$config_dir" "$unit_dir" "$bin_dir"
 # Replace atomically: a running service keeps its old binary until restarted.

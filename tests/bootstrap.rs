@@ -2,14 +2,15 @@
 //! content hash and writes the pointer; the host's bootstrap
 //! (scripts/host-bootstrap.sh), run in a sandbox (a temporary root, the AWS
 //! CLI pointed at the emulator, no systemd), fetches the binary, checks its
-//! hash, installs it and writes the unit; a wrong hash or a missing object
-//! fails loudly and installs nothing.
+//! hash, runs it, installs it and writes the unit; a wrong hash, a missing
+//! object or a binary that does not run fails loudly and installs nothing.
+//! A pointer S3 will not show (403: how it answers a missing key to a role
+//! without s3:ListBucket) is "not shipped yet", as a missing one is.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use streamstack::aws::Aws;
@@ -20,20 +21,28 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// An `aws` command for the script: the emulator venv's AWS CLI.
 fn aws_cli_dir(dir: &Path) -> PathBuf {
+    fake_aws(
+        dir,
+        &format!("exec {REPO}/.venv/emulator/bin/python -m awscli \"$@\""),
+    )
+}
+
+/// An `aws` command running `body` (a shell script).
+fn fake_aws(dir: &Path, body: &str) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = bin.join("aws");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nexec {REPO}/.venv/emulator/bin/python -m awscli \"$@\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     bin
 }
 
 fn bootstrap(root: &Path, bucket: &str, tools: &Path) -> Output {
+    bootstrap_at(root, bucket, tools, &endpoint())
+}
+
+fn bootstrap_at(root: &Path, bucket: &str, tools: &Path, endpoint: &str) -> Output {
     let path = format!("{}:{}", tools.display(), std::env::var("PATH").unwrap());
     let out = std::process::Command::new("bash")
         .arg(format!("{REPO}/scripts/host-bootstrap.sh"))
@@ -44,7 +53,7 @@ fn bootstrap(root: &Path, bucket: &str, tools: &Path) -> Output {
         .env("STREAMSTACK_STACK", "shipped-prod")
         .env("STREAMSTACK_REGION", "us-east-1")
         .env("STREAMSTACK_ARTIFACT_BUCKET", bucket)
-        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .output()
@@ -83,22 +92,13 @@ async fn ship_then_bootstrap_installs_the_checked_binary_and_its_unit() {
 
     // Ship a (tiny, fake) binary and the stack file.
     let binary = tmp.path().join("streamstack");
-    std::fs::write(&binary, b"#!/bin/sh\necho fake processor\n").unwrap();
+    std::fs::write(&binary, b"#!/bin/sh\necho streamstack 0.1.0-fake\n").unwrap();
     let stack_file = Path::new(REPO).join("stacks/tweets.yaml");
-    let first = ship::ship(
-        &aws,
-        "shipped-prod",
-        &bucket,
-        &binary,
-        &stack_file,
-        Some("prod"),
-        Duration::from_millis(100),
-    )
-    .await
-    .unwrap();
+    let first = ship::ship(&aws, &bucket, &binary, &stack_file, Some("prod"))
+        .await
+        .unwrap();
     assert!(first.uploaded && first.changed);
     assert_eq!(first.sha256, sha256_hex(&std::fs::read(&binary).unwrap()));
-    assert!(first.rollout.is_some(), "a changed pointer is rolled out");
     let key = format!("processor/{}/streamstack", first.sha256);
     aws.s3()
         .head_object()
@@ -108,23 +108,19 @@ async fn ship_then_bootstrap_installs_the_checked_binary_and_its_unit() {
         .await
         .unwrap();
     // The same again: nothing uploaded, nothing rolled out.
-    let again = ship::ship(
-        &aws,
-        "shipped-prod",
-        &bucket,
-        &binary,
-        &stack_file,
-        Some("prod"),
-        Duration::from_millis(100),
-    )
-    .await
-    .unwrap();
-    assert!(!again.uploaded && !again.changed && again.rollout.is_none());
+    let again = ship::ship(&aws, &bucket, &binary, &stack_file, Some("prod"))
+        .await
+        .unwrap();
+    assert!(!again.uploaded && !again.changed);
 
     // The host installs what was shipped.
     let root = tmp.path().join("root");
     let out = bootstrap(&root, &bucket, &tools);
     assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("new binary runs: streamstack 0.1.0-fake"),
+        "it ran the binary before installing it"
+    );
     let installed = root.join("usr/local/bin/streamstack");
     assert_eq!(
         std::fs::read(&installed).unwrap(),
@@ -194,4 +190,72 @@ async fn ship_then_bootstrap_installs_the_checked_binary_and_its_unit() {
         err.contains(&format!("downloading s3://{bucket}/{key} failed")),
         "{err}"
     );
+
+    // A binary that does not run here (an ELF of another architecture): its
+    // hash is right, but it is not installed, and the failure says why.
+    let mut foreign = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    foreign.truncate(4096);
+    foreign[18..20].copy_from_slice(
+        &(if cfg!(target_arch = "aarch64") {
+            62u16
+        } else {
+            183u16
+        })
+        .to_le_bytes(),
+    );
+    std::fs::write(&binary, &foreign).unwrap();
+    let bad = ship::ship(&aws, &bucket, &binary, &stack_file, Some("prod"))
+        .await
+        .unwrap();
+    assert!(bad.changed);
+    let out = bootstrap(&root, &bucket, &tools);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the new binary {} does not run on this host",
+            &bad.sha256[..12]
+        )) && err.contains("not installed"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        b"#!/bin/sh\necho streamstack 0.1.0-fake\n",
+        "the running binary stays"
+    );
+}
+
+/// What the AWS CLI prints when S3 answers 403 (a missing key, to a role
+/// without s3:ListBucket), and when it cannot be reached at all.
+const FORBIDDEN: &str =
+    "fatal error: An error occurred (403) when calling the HeadObject operation: Forbidden";
+const UNREACHABLE: &str = "fatal error: Could not connect to the endpoint URL: \"https://s3.us-east-1.amazonaws.com/artifacts/processor/current\"";
+
+#[test]
+fn a_pointer_s3_answers_403_for_is_not_shipped_yet_but_other_errors_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tools = fake_aws(
+        &tmp.path().join("forbidden"),
+        &format!("echo '{FORBIDDEN}' >&2; exit 1"),
+    );
+    let root = tmp.path().join("root");
+    let out = bootstrap_at(&root, "artifacts", &tools, "http://127.0.0.1:9");
+    assert!(
+        out.status.success(),
+        "first boot before any `up` must not fail"
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("no processor shipped yet") && said.contains("403"),
+        "{said}"
+    );
+    assert!(!root.join("usr/local/bin/streamstack").exists());
+
+    let tools = fake_aws(
+        &tmp.path().join("unreachable"),
+        &format!("echo '{UNREACHABLE}' >&2; exit 1"),
+    );
+    let out = bootstrap_at(&root, "artifacts", &tools, "http://127.0.0.1:9");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Could not connect"));
 }

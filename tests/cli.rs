@@ -158,3 +158,33 @@ fn the_binary_needs_no_glibc_newer_than_amazon_linux_2023s() {
         newest.1
     );
 }
+
+/// A binary that cannot run on the hosts is refused before any AWS call:
+/// the endpoint here answers nothing, and the refusal says how to get one.
+#[test]
+fn up_refuses_a_processor_binary_the_hosts_cannot_run_before_touching_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("streamstack");
+    std::fs::write(&script, "#!/bin/sh\necho not an ELF\n").unwrap();
+    streamstack()
+        .args([
+            "up",
+            "stacks/tweets.yaml",
+            "--env",
+            "prod",
+            "--processor-binary",
+        ])
+        .arg(&script)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("is not a Linux executable")
+                .and(predicate::str::contains("nothing was changed on AWS"))
+                .and(predicate::str::contains("make dist"))
+                .and(predicate::str::contains("--processor-binary"))
+                .and(predicate::str::contains("describing stack").not()),
+        );
+}

@@ -208,13 +208,77 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
         "the canary was checkpointed: {v}"
     );
 
+    // Another stack whose name starts with this one's (`tweets` and
+    // `tweets-prod`) has an alarm firing: not this stack's, so smoke passes.
+    let foreign = format!("{stack}-prod-dead-letters");
+    aws.cloudwatch()
+        .put_metric_alarm()
+        .alarm_name(&foreign)
+        .namespace("Streamstack")
+        .metric_name("DeadLetters")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Stack")
+                .value(format!("{stack}-prod"))
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(
+            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.cloudwatch()
+        .set_alarm_state()
+        .alarm_name(&foreign)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("another stack's")
+        .send()
+        .await
+        .unwrap();
     let (ok, v) = smoke(&file, &[]);
     assert!(ok, "{v}");
     assert!(
         check(&v, "stored in DynamoDB")
             && check(&v, "archived in S3")
+            && check(&v, "processor heartbeat")
             && check(&v, "no alarm in ALARM")
     );
+    // The archive check listed the canary's hour, not the whole archive.
+    let archive = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "archived in S3")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hour = time::OffsetDateTime::from_unix_timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    )
+    .unwrap();
+    assert!(
+        archive.contains(&format!(
+            "/raw/{:04}/{:02}/",
+            hour.year(),
+            u8::from(hour.month())
+        )),
+        "{archive}"
+    );
+    aws.cloudwatch()
+        .delete_alarms()
+        .alarm_names(&foreign)
+        .send()
+        .await
+        .unwrap();
     // The canary left no item behind.
     let items = aws
         .dynamodb()

@@ -5,6 +5,8 @@
 
 mod calls;
 mod error;
+#[cfg(test)]
+pub(crate) mod replay;
 
 pub use calls::{CallStats, call_stats};
 pub use error::{

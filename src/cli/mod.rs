@@ -7,6 +7,7 @@ mod plan;
 mod produce;
 mod schema;
 mod smoke;
+mod smoke_watch;
 mod status;
 mod synth;
 mod top;

@@ -1,7 +1,13 @@
 //! `streamstack smoke`: a canary tweet with a unique id goes into the
 //! stream; it must reach the tweets table (through the processor) and the S3
-//! archive (through Firehose) in time, and no alarm may be in ALARM. Exit 0
-//! when all three hold, 2 when one does not: a CI gate after a deploy.
+//! archive (through Firehose) in time, the processor must send its
+//! heartbeat, and none of the stack's alarms may be in ALARM. Exit 0 when
+//! all hold, 2 when one does not: a CI gate after a deploy.
+//!
+//! The heartbeat alarm treats missing data as breaching, so a stack whose
+//! processor has just started is in ALARM until CloudWatch evaluates its
+//! first heartbeat: the alarms are judged after that heartbeat, and that one
+//! alarm gets the minutes it needs to re-evaluate.
 //!
 //! The canary is removed from the tables afterwards (its item and its
 //! aggregate memberships); the raw archive keeps it, marked: text
@@ -16,9 +22,10 @@ use aws_sdk_kinesis::primitives::Blob;
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, load, pipeline, with_aws};
+use super::{Cli, Exit, Output, StackArgs, load, pipeline, smoke_watch, with_aws};
 use crate::aws::{Aws, AwsError, ResultExt};
 use crate::processor::batch::{aggregate_pk, minute_at};
+use crate::template::METRICS_NAMESPACE;
 use crate::template::logical::{AGGREGATES_PK, AGGREGATES_SK};
 
 #[derive(Debug, Args)]
@@ -31,7 +38,17 @@ pub struct SmokeArgs {
     /// Seconds added to the archive's buffer interval for the canary to reach S3.
     #[arg(long, default_value_t = 60)]
     pub archive_margin: u64,
+    /// Seconds to wait for the processor's first heartbeat in CloudWatch.
+    #[arg(long, default_value_t = HEARTBEAT_TIMEOUT_S)]
+    pub heartbeat_timeout: u64,
 }
+
+/// The processor publishes every 10 s; CloudWatch shows a datapoint within
+/// a minute or two of it.
+pub(super) const HEARTBEAT_TIMEOUT_S: u64 = 150;
+/// A heartbeat alarm that went to ALARM before the first heartbeat is
+/// evaluated again each minute: it is given this long to turn OK.
+const HEARTBEAT_ALARM_SETTLE: Duration = Duration::from_secs(180);
 
 /// One check's outcome.
 #[derive(Debug, serde::Serialize)]
@@ -134,7 +151,12 @@ pub fn run(args: &SmokeArgs, cli: &Cli) -> Exit {
         Err(exit) => return exit,
     };
     with_aws(cli, &resolved, async |aws| {
-        match check(&aws, &resolved, args.table_timeout, args.archive_margin).await {
+        let timeouts = Timeouts {
+            table_s: args.table_timeout,
+            archive_margin_s: args.archive_margin,
+            heartbeat_s: args.heartbeat_timeout,
+        };
+        match check(&aws, &resolved, &timeouts).await {
             Ok(report) => {
                 match cli.output {
                     Output::Json => println!("{}", report.json),
@@ -155,13 +177,20 @@ pub(super) struct Report {
     pub text: String,
 }
 
+/// How long each check may take, in seconds.
+pub(super) struct Timeouts {
+    pub table_s: u64,
+    pub archive_margin_s: u64,
+    pub heartbeat_s: u64,
+}
+
 /// Runs the canary through the pipeline (progress on stderr); `up` runs it too.
 pub(super) async fn check(
     aws: &Aws,
     resolved: &crate::spec::Resolved,
-    table_timeout: u64,
-    archive_margin: u64,
+    timeouts: &Timeouts,
 ) -> Result<Report, Exit> {
+    let (table_timeout, archive_margin) = (timeouts.table_s, timeouts.archive_margin_s);
     {
         let p = match pipeline(aws, resolved).await {
             Ok(p) => p,
@@ -227,27 +256,30 @@ pub(super) async fn check(
         // 2. Firehose archives it within its buffer interval, plus a margin.
         let interval = u64::from(resolved.stack.archive.buffer.interval_s);
         let deadline = started + Duration::from_secs(interval + archive_margin);
-        let prefix = resolved
-            .stack
-            .archive
-            .prefix
-            .split("!{")
-            .next()
-            .unwrap_or("")
-            .to_string();
+        // Only the canary's hour (and the next, when the wait straddles
+        // it): listing all of an archive that grows forever would not do.
+        let prefixes = smoke_watch::hour_prefixes(
+            &resolved.stack.archive.prefix,
+            now - Duration::from_secs(1),
+            now + Duration::from_secs(interval + archive_margin),
+        );
+        let prefix = prefixes.join(" and ");
         let mut seen = HashMap::new();
-        let archived = loop {
-            match in_archive(aws, &p.bucket, &prefix, &id, now, &mut seen).await {
-                Ok(true) => break true,
-                Ok(false) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_secs(2)).await
-                }
-                Ok(false) => break false,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Err(Exit::Failed);
+        let archived = 'wait: loop {
+            for prefix in &prefixes {
+                match in_archive(aws, &p.bucket, prefix, &id, now, &mut seen).await {
+                    Ok(true) => break 'wait true,
+                    Ok(false) => {}
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Err(Exit::Failed);
+                    }
                 }
             }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await
         };
         checks.push(Check {
             name: "archived in S3",
@@ -264,17 +296,74 @@ pub(super) async fn check(
             p.bucket
         );
 
-        // 3. No alarm fires.
-        let alarming: Vec<String> = match super::status::alarm_states(aws, &p.names.stack).await {
-            Ok(alarms) => alarms
-                .into_iter()
-                .filter(|(_, state)| state == "ALARM")
-                .map(|(name, _)| name)
-                .collect(),
+        // 3. The processor's heartbeat reaches CloudWatch.
+        let heartbeat = match smoke_watch::first_heartbeat(
+            aws,
+            &p.names.stack,
+            now,
+            Duration::from_secs(timeouts.heartbeat_s),
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Ok(h) => h,
             Err(e) => {
                 eprintln!("error: {e}");
                 return Err(Exit::Failed);
             }
+        };
+        checks.push(Check {
+            name: "processor heartbeat",
+            ok: heartbeat.is_some(),
+            seconds: started.elapsed().as_secs_f64(),
+            detail: format!(
+                "{METRICS_NAMESPACE} Heartbeat, Stack={}{}",
+                p.names.stack,
+                if heartbeat.is_some() {
+                    String::new()
+                } else {
+                    format!(" (none within {} s)", timeouts.heartbeat_s)
+                }
+            ),
+        });
+        eprintln!(
+            "smoke: {}",
+            if heartbeat.is_some() {
+                "processor heartbeat seen"
+            } else {
+                "NO processor heartbeat"
+            }
+        );
+
+        // 4. None of this stack's alarms fires (judged after the heartbeat).
+        let alarms = smoke_watch::alarm_names(&crate::template::compile(resolved));
+        let heartbeat_alarm = p.names.alarm("processor-heartbeat");
+        let settle = Instant::now() + HEARTBEAT_ALARM_SETTLE;
+        let alarming: Vec<String> = loop {
+            let states = match smoke_watch::alarm_states(aws, &alarms).await {
+                Ok(states) => states,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Err(Exit::Failed);
+                }
+            };
+            // Only the heartbeat alarm can be stale, and only from before
+            // the first heartbeat: then it is evaluated again within minutes.
+            let stale = |a: &smoke_watch::AlarmState| {
+                a.name == heartbeat_alarm
+                    && heartbeat
+                        .is_some_and(|h| a.updated.is_none_or(|u| u.secs() <= h.secs() + 60))
+            };
+            let firing: Vec<&smoke_watch::AlarmState> =
+                states.iter().filter(|a| a.alarming).collect();
+            if !firing.is_empty() && firing.iter().all(|a| stale(a)) && Instant::now() < settle {
+                eprintln!(
+                    "smoke: {heartbeat_alarm} is in ALARM from before the first heartbeat; waiting for CloudWatch to evaluate it again"
+                );
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                continue;
+            }
+            break firing.into_iter().map(|a| a.name.clone()).collect();
         };
         checks.push(Check {
             name: "no alarm in ALARM",

@@ -9,6 +9,7 @@ use super::{
 use crate::deploy::POLL_INTERVAL;
 use crate::deploy::local_processor::{self, Started};
 use crate::deploy::up::{self, Desired, UpOptions, UpOutcome};
+use crate::deploy::{binary, rollout};
 use crate::spec::model::Target;
 
 #[derive(Debug, Args)]
@@ -22,7 +23,9 @@ pub struct UpArgs {
     #[arg(long)]
     pub no_processor: bool,
     /// The processor binary to ship to the host(s) (default: this one). It
-    /// runs on Amazon Linux 2023 (x86_64, glibc 2.34): ship a release build.
+    /// must run on Amazon Linux 2023 (the instance type's architecture, glibc
+    /// 2.34 at most): `make dist` builds one, static and stripped. Checked
+    /// before any change on AWS.
     #[arg(long, value_name = "PATH")]
     pub processor_binary: Option<std::path::PathBuf>,
     /// Skip the smoke test (a canary through the pipeline) that ends `up`.
@@ -34,6 +37,20 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
     let resolved = match load(&args.stack, cli.output) {
         Ok(r) => r,
         Err(exit) => return exit,
+    };
+    // The binary for the hosts is checked before anything changes on AWS:
+    // one that cannot run there would only show as a crash loop on every host.
+    let ships = resolved.stack.target != Target::Emulator && !args.no_processor;
+    let binary = if ships {
+        match checked_binary(args, &resolved.stack.host.instance_type) {
+            Ok(path) => Some(path),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Exit::Failed;
+            }
+        }
+    } else {
+        None
     };
     with_aws(cli, &resolved, async |aws| {
         let d = deployment(&resolved);
@@ -62,8 +79,9 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                             return Exit::Failed;
                         }
                     }
-                } else if !args.no_processor {
-                    match ship_processor(&aws, &d.stack, &info.outputs, args).await {
+                } else if let Some(binary) = &binary {
+                    let hosts = resolved.stack.host.count as usize;
+                    match ship_processor(&aws, &d.stack, &info.outputs, binary, hosts, args).await {
                         Ok(line) => Some(line),
                         Err(e) => {
                             eprintln!("error: shipping the processor of {}: {e}", d.stack);
@@ -79,7 +97,12 @@ pub fn run(args: &UpArgs, cli: &Cli) -> Exit {
                     None
                 } else {
                     eprintln!("smoke: a canary through {} (skip with --no-smoke)", d.stack);
-                    match super::smoke::check(&aws, &resolved, 60, 60).await {
+                    let timeouts = super::smoke::Timeouts {
+                        table_s: 60,
+                        archive_margin_s: 60,
+                        heartbeat_s: super::smoke::HEARTBEAT_TIMEOUT_S,
+                    };
+                    match super::smoke::check(&aws, &resolved, &timeouts).await {
                         Ok(report) => Some(report),
                         Err(exit) => return exit,
                     }
@@ -143,46 +166,90 @@ fn start_local_processor(stack: &str, args: &UpArgs) -> std::io::Result<String> 
     })
 }
 
-/// Ships the processor to the stack's host(s); a one-line account of it.
+/// The binary to ship, checked for the hosts; the refusal says how to get one.
+fn checked_binary(args: &UpArgs, instance_type: &str) -> Result<std::path::PathBuf, String> {
+    let path = match &args.processor_binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?,
+    };
+    let fit = binary::check(&path, instance_type).map_err(|e| e.to_string())?;
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    eprintln!(
+        "processor binary {} ({:.1} MB): runs on {instance_type} hosts ({})",
+        path.display(),
+        size as f64 / 1e6,
+        match fit.max_glibc {
+            _ if fit.is_static => "static".to_string(),
+            Some((major, minor)) => format!("needs glibc {major}.{minor}"),
+            None => "needs no versioned glibc symbol".to_string(),
+        }
+    );
+    if size > 200_000_000 {
+        eprintln!(
+            "warning: {} is {:.0} MB, a debug build: every host downloads it; `make dist` builds a stripped one of tens of MB",
+            path.display(),
+            size as f64 / 1e6
+        );
+    }
+    Ok(path)
+}
+
+/// Ships the processor to the stack's host(s) and makes each run it; a
+/// one-line account of it.
 async fn ship_processor(
     aws: &crate::aws::Aws,
     stack: &str,
     outputs: &std::collections::BTreeMap<String, String>,
+    binary: &std::path::Path,
+    hosts: usize,
     args: &UpArgs,
 ) -> Result<String, String> {
     let bucket = outputs
         .get("ArtifactsBucketName")
         .ok_or("the stack has no ArtifactsBucketName output")?;
-    let binary = match &args.processor_binary {
-        Some(path) => path.clone(),
-        None => {
-            if cfg!(debug_assertions) {
-                eprintln!(
-                    "warning: shipping this debug build of streamstack; for hosts, build with `cargo build --release` and pass --processor-binary target/release/streamstack"
-                );
-            }
-            std::env::current_exe().map_err(|e| e.to_string())?
-        }
-    };
     let shipped = crate::deploy::ship::ship(
         aws,
-        stack,
         bucket,
-        &binary,
+        binary,
         &args.stack.stack,
         args.stack.env.as_deref(),
-        POLL_INTERVAL,
     )
     .await
     .map_err(|e| e.to_string())?;
     let short = &shipped.sha256[..12];
-    Ok(match (&shipped.rollout, shipped.uploaded) {
-        (None, _) => format!("{short} already on the host(s), unchanged"),
-        (Some((command, hosts)), true) => {
-            format!("{short} uploaded and rolled out to {hosts} host(s) (SSM command {command})")
-        }
-        (Some((command, hosts)), false) => {
-            format!("{short} rolled out to {hosts} host(s) (SSM command {command})")
-        }
+    let options = rollout::Options::new(hosts, POLL_INTERVAL);
+    let outcome = rollout::roll_out(
+        aws,
+        stack,
+        &shipped.sha256,
+        shipped.changed,
+        &options,
+        &mut |event| match event {
+            rollout::Event::Waiting { online, expected } => eprintln!(
+                "processor: {online} of {expected} host(s) registered with Systems Manager; waiting (up to {} s)",
+                options.register_timeout.as_secs()
+            ),
+            rollout::Event::Sent { command, hosts, what } => {
+                eprintln!("processor: {what} sent to {hosts} host(s) (SSM command {command})")
+            }
+            rollout::Event::Differ { hosts } => {
+                for (id, running) in hosts {
+                    eprintln!("processor: {id} runs {running}, not {short}: rolling out again");
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(match (&outcome.command, shipped.uploaded) {
+        (None, _) => format!("{short} runs on all {} host(s), unchanged", outcome.hosts),
+        (Some(command), true) => format!(
+            "{short} uploaded and rolled out; all {} host(s) run it (SSM command {command})",
+            outcome.hosts
+        ),
+        (Some(command), false) => format!(
+            "{short} rolled out; all {} host(s) run it (SSM command {command})",
+            outcome.hosts
+        ),
     })
 }

@@ -3,11 +3,13 @@
 //! that never deletes data silently. I/O lives here; the template comes from
 //! the pure compiler.
 
+pub mod binary;
 pub mod changeset;
 pub mod down;
 pub mod local_processor;
 pub mod progress;
 pub mod reshard;
+pub mod rollout;
 pub mod ship;
 pub mod stack;
 pub mod up;

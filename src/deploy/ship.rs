@@ -2,15 +2,13 @@
 //! go to the stack's artifacts bucket under their SHA-256, a pointer
 //! (`processor/current`) names them, and SSM Run Command re-runs each host's
 //! bootstrap (its user data, kept by cloud-init) so it fetches, checks and
-//! installs them and restarts the service. Instances are never replaced for
-//! a new binary, and nothing needs SSH. Unchanged artifacts upload nothing
-//! and send no command.
+//! installs them and restarts the service (deploy::rollout). Instances are
+//! never replaced for a new binary, and nothing needs SSH. Unchanged
+//! artifacts upload nothing.
 
 use std::path::Path;
-use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_ssm::types::{CommandStatus, Target};
 use sha2::{Digest, Sha256};
 
 use crate::aws::{Aws, AwsError, ResultExt, service_code};
@@ -28,15 +26,6 @@ pub enum ShipError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "the rollout command {command} ended {status} on {errors} of {targets} host(s): see `aws ssm list-command-invocations --command-id {command} --details`"
-    )]
-    Rollout {
-        command: String,
-        status: String,
-        errors: i32,
-        targets: i32,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +35,6 @@ pub struct Shipment {
     pub uploaded: bool,
     /// The pointer named other artifacts before.
     pub changed: bool,
-    /// The rollout command and the hosts it reached, when one was sent.
-    pub rollout: Option<(String, i32)>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -97,15 +84,14 @@ async fn put(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), Aw
     Ok(())
 }
 
-/// Uploads what changed and rolls it out to the hosts tagged with the stack.
+/// Uploads what changed and points `processor/current` at it; the hosts get
+/// it from deploy::rollout.
 pub async fn ship(
     aws: &Aws,
-    stack: &str,
     bucket: &str,
     binary: &Path,
     stack_file: &Path,
     env: Option<&str>,
-    poll: Duration,
 ) -> Result<Shipment, ShipError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| ShipError::Read {
@@ -149,73 +135,14 @@ pub async fn ship(
         }
     };
     let changed = current.as_deref() != Some(wanted.as_str());
-    if !changed {
-        return Ok(Shipment {
-            sha256: sha,
-            uploaded,
-            changed,
-            rollout: None,
-        });
+    if changed {
+        put(aws, bucket, &pointer_key, wanted.into_bytes()).await?;
     }
-    put(aws, bucket, &pointer_key, wanted.into_bytes()).await?;
-    let rollout = roll_out(aws, stack, poll).await?;
     Ok(Shipment {
         sha256: sha,
         uploaded,
         changed,
-        rollout: Some(rollout),
     })
-}
-
-/// Re-runs the bootstrap on every host of the stack and waits for the result.
-async fn roll_out(aws: &Aws, stack: &str, poll: Duration) -> Result<(String, i32), ShipError> {
-    let ssm = aws.ssm();
-    let sent = ssm
-        .send_command()
-        .document_name("AWS-RunShellScript")
-        .targets(
-            Target::builder()
-                .key("tag:streamstack:stack")
-                .values(stack)
-                .build(),
-        )
-        .parameters("commands", vec![format!("bash {BOOTSTRAP_ON_HOST}")])
-        .comment(format!("streamstack up: roll out the processor of {stack}"))
-        .timeout_seconds(600)
-        .send()
-        .await
-        .aws(format!(
-            "sending the rollout command to the hosts of {stack}"
-        ))?;
-    let command = sent
-        .command()
-        .and_then(|c| c.command_id())
-        .unwrap_or_default()
-        .to_string();
-    loop {
-        let out = ssm
-            .list_commands()
-            .command_id(&command)
-            .send()
-            .await
-            .aws(format!("following the rollout command {command}"))?;
-        let Some(c) = out.commands().first() else {
-            return Ok((command, 0));
-        };
-        match c.status() {
-            Some(CommandStatus::Success) => return Ok((command, c.target_count())),
-            Some(CommandStatus::Pending | CommandStatus::InProgress) | None => {}
-            Some(other) => {
-                return Err(ShipError::Rollout {
-                    command,
-                    status: other.as_str().to_string(),
-                    errors: c.error_count(),
-                    targets: c.target_count(),
-                });
-            }
-        }
-        tokio::time::sleep(poll).await;
-    }
 }
 
 #[cfg(test)]

@@ -245,7 +245,17 @@ fn alarms_watch_the_right_metrics() {
     assert_eq!(fresh["Threshold"], 900.0);
     let heartbeat = alarm("ProcessorHeartbeatAlarm");
     assert_eq!(heartbeat["TreatMissingData"], "breaching");
-    assert_eq!(of_type(&t, "AWS::CloudWatch::Alarm").len(), 9);
+    // One stalled shard is enough: its records wait however long it lasts.
+    let stalled = alarm("StalledShardAlarm");
+    assert_eq!(stalled["MetricName"], "StalledShards");
+    assert_eq!(stalled["Namespace"], template::METRICS_NAMESPACE);
+    assert_eq!(stalled["Statistic"], "Maximum");
+    assert_eq!(stalled["Threshold"], 1.0);
+    assert_eq!(
+        stalled["ComparisonOperator"],
+        "GreaterThanOrEqualToThreshold"
+    );
+    assert_eq!(of_type(&t, "AWS::CloudWatch::Alarm").len(), 10);
 }
 
 #[test]

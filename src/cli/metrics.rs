@@ -81,8 +81,16 @@ fn figures(names: &Names) -> Vec<Figure> {
             stat: "Sum",
         },
         Figure {
+            id: "stalled",
+            title: "processor: stalled shards",
+            namespace: METRICS_NAMESPACE,
+            metric: "StalledShards",
+            dimension: stack.clone(),
+            stat: "Maximum",
+        },
+        Figure {
             id: "behind",
-            title: "processor: ms behind the tip",
+            title: "processor: ms behind (tip or checkpoint)",
             namespace: METRICS_NAMESPACE,
             metric: "MillisBehindLatest",
             dimension: stack.clone(),

@@ -29,6 +29,8 @@ pub fn alarm_names(template: &serde_json::Value) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub struct AlarmState {
     pub name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
     pub alarming: bool,
     pub updated: Option<DateTime>,
 }
@@ -45,10 +47,16 @@ pub async fn alarm_states(aws: &Aws, names: &[String]) -> Result<Vec<AlarmState>
             .send();
         while let Some(page) = pages.next().await {
             let page = page.aws("reading the stack's alarms")?;
-            out.extend(page.metric_alarms().iter().map(|a| AlarmState {
-                name: a.alarm_name().unwrap_or_default().to_string(),
-                alarming: a.state_value() == Some(&StateValue::Alarm),
-                updated: a.state_updated_timestamp().copied(),
+            out.extend(page.metric_alarms().iter().map(|a| {
+                AlarmState {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    state: a
+                        .state_value()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    alarming: a.state_value() == Some(&StateValue::Alarm),
+                    updated: a.state_updated_timestamp().copied(),
+                }
             }));
         }
     }

@@ -37,8 +37,13 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
                 return Exit::Failed;
             }
         };
-        let alarms = match alarm_states(&aws, &name).await {
-            Ok(a) => a,
+        // Exactly this stack's alarms: `tweets` must not show `tweets-prod`'s.
+        let alarm_names = super::smoke_watch::alarm_names(&crate::template::compile(&resolved));
+        let alarms = match super::smoke_watch::alarm_states(&aws, &alarm_names).await {
+            Ok(a) => a
+                .into_iter()
+                .map(|a| (a.name, a.state))
+                .collect::<Vec<(String, String)>>(),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Exit::Failed;
@@ -186,33 +191,6 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
         }
         if healthy { Exit::Ok } else { Exit::Failed }
     })
-}
-
-/// Every alarm of the stack and its state (`smoke` reads them too).
-pub(super) async fn alarm_states(
-    aws: &crate::aws::Aws,
-    stack: &str,
-) -> Result<Vec<(String, String)>, crate::aws::AwsError> {
-    use crate::aws::ResultExt;
-    let mut pages = aws
-        .cloudwatch()
-        .describe_alarms()
-        .alarm_name_prefix(format!("{stack}-"))
-        .into_paginator()
-        .send();
-    let mut out = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.aws(format!("reading the alarms of {stack}"))?;
-        out.extend(page.metric_alarms().iter().map(|a| {
-            (
-                a.alarm_name().unwrap_or_default().to_string(),
-                a.state_value()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-            )
-        }));
-    }
-    Ok(out)
 }
 
 /// A shard as the processor sees it: who reads it, how far behind it is.

@@ -196,6 +196,22 @@ pub fn add(t: &mut Template<'_>) {
             missing: "notBreaching",
         },
         Alarm {
+            logical_id: "StalledShardAlarm",
+            name: "stalled-shard",
+            description: "A shard reader has retried the same work for over a minute (a store or read that keeps failing): records of that shard wait. `streamstack status` names the shard and its last error.".to_string(),
+            namespace: METRICS_NAMESPACE,
+            metric: "StalledShards",
+            dimensions: stack_dim.clone(),
+            statistic: "Maximum",
+            period_s: 60,
+            evaluation_periods: 1,
+            datapoints: 1,
+            threshold: 1.0,
+            comparison: "GreaterThanOrEqualToThreshold",
+            // No processor, no figure: the heartbeat alarm covers that.
+            missing: "notBreaching",
+        },
+        Alarm {
             logical_id: "ProcessorHeartbeatAlarm",
             name: "processor-heartbeat",
             description: format!(

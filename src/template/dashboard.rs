@@ -77,12 +77,13 @@ pub fn add(t: &mut Template<'_>) {
         widget(
             12,
             12,
-            "Processor: lag (ms) and retries",
+            "Processor: lag (ms), retries, stalled shards",
             region,
             json!([
                 [METRICS_NAMESPACE, "MillisBehindLatest", "Stack", stack, { "stat": "Maximum", "label": "behind latest" }],
                 [METRICS_NAMESPACE, "BatchLatencyMillis", "Stack", stack, { "stat": "p99", "label": "batch latency p99" }],
                 [METRICS_NAMESPACE, "Retries", "Stack", stack, { "stat": "Sum", "label": "retries (SDK and processor)", "yAxis": "right" }],
+                [METRICS_NAMESPACE, "StalledShards", "Stack", stack, { "stat": "Maximum", "label": "stalled shards", "yAxis": "right" }],
             ]),
         ),
     ];

@@ -363,24 +363,67 @@ async fn keep_data_deletes_the_rest_and_says_where_the_data_is() {
             .is_err()
     );
 
-    // Clean up what the test kept.
-    streamstack::deploy::down::empty_bucket(&aws, &bucket)
-        .await
-        .unwrap();
-    aws.s3()
-        .delete_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    for table in ["tweets", "aggregates"] {
-        aws.dynamodb()
-            .delete_table()
-            .table_name(format!("{stack}-{table}"))
+    // A new `up` would fail half-way on the taken names: it stops before
+    // any change and names the two ways out.
+    let blocked = streamstack()
+        .args(["up", &file, "-e", "local", "--no-smoke"])
+        .assert()
+        .code(3);
+    let err = stderr(&blocked);
+    assert!(
+        err.contains(&format!("{stack}-tweets")) && err.contains(&bucket),
+        "{err}"
+    );
+    assert!(
+        err.contains("down --delete-data") && err.contains("another stack name"),
+        "{err}"
+    );
+    assert!(
+        aws.kinesis()
+            .describe_stream_summary()
+            .stream_name(format!("{stack}-stream"))
             .send()
             .await
-            .unwrap();
+            .is_err(),
+        "nothing was created"
+    );
+
+    // `down` finds what is left by name: refused while it holds data...
+    let refused = streamstack()
+        .args(["down", &file, "-e", "local"])
+        .assert()
+        .code(3);
+    assert!(
+        stderr(&refused).contains("1 object(s)"),
+        "{}",
+        stderr(&refused)
+    );
+    // ...deleted when told.
+    let deleted = streamstack()
+        .args(["down", &file, "-e", "local", "--delete-data"])
+        .assert()
+        .success();
+    assert!(
+        stdout(&deleted).contains(&format!("deleted bucket {bucket}")),
+        "{}",
+        stdout(&deleted)
+    );
+    assert!(aws.s3().head_bucket().bucket(&bucket).send().await.is_err());
+    for table in ["tweets", "aggregates"] {
+        assert!(
+            aws.dynamodb()
+                .describe_table()
+                .table_name(format!("{stack}-{table}"))
+                .send()
+                .await
+                .is_err()
+        );
     }
+    let again = streamstack()
+        .args(["down", &file, "-e", "local"])
+        .assert()
+        .success();
+    assert!(stdout(&again).contains("nothing to tear down"));
 }
 
 #[test]

@@ -59,6 +59,22 @@ pub fn run(args: &DownArgs, cli: &Cli) -> Exit {
                 }
                 Exit::Ok
             }
+            Ok(DownOutcome::Leftovers { inventory, deleted }) => {
+                match cli.output {
+                    Output::Json => println!(
+                        "{}",
+                        json!({ "stack": stack, "deleted": deleted, "existed": false, "leftovers": inventory })
+                    ),
+                    Output::Text => {
+                        let verb = if deleted { "deleted" } else { "kept" };
+                        println!("{stack}: no such stack; what it retained:");
+                        for line in inventory.describe() {
+                            println!("  {verb} {line}");
+                        }
+                    }
+                }
+                Exit::Ok
+            }
             Ok(DownOutcome::Deleted { inventory, kept }) => {
                 match cli.output {
                     Output::Json => println!(

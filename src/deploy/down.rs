@@ -18,7 +18,7 @@ use super::DeployError;
 use super::progress::Progress;
 use super::stack::{self, Resource, Settled, Watch};
 use crate::aws::{Aws, AwsError, ResultExt, service_code};
-use crate::template::logical;
+use crate::template::{Names, logical};
 
 /// The data a stack still holds.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -55,6 +55,11 @@ pub struct StreamData {
 }
 
 impl Inventory {
+    /// Nothing found at all (not even empty resources).
+    pub fn is_empty(&self) -> bool {
+        self.bucket.is_none() && self.tables.is_empty() && self.stream.is_none()
+    }
+
     pub fn has_data(&self) -> bool {
         self.bucket
             .as_ref()
@@ -116,6 +121,29 @@ pub async fn inventory(aws: &Aws, resources: &[Resource]) -> Result<Inventory, A
     if let Some(stream) = physical(resources, logical::STREAM) {
         let leases = physical(resources, logical::LEASE_TABLE);
         inv.stream = stream_data(aws, stream, leases).await?;
+    }
+    Ok(inv)
+}
+
+/// The retained data resources of `stack`, found by their names: what a
+/// deleted stack leaves behind (`down --keep-data`, or a teardown cut
+/// short after the stack went). The stack's KMS key has no name to find it by.
+pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Inventory, AwsError> {
+    let mut inv = Inventory::default();
+    for table in [
+        Names::tweets_table_of(stack),
+        Names::aggregates_table_of(stack),
+    ] {
+        inv.tables.extend(table_data(aws, &table).await?);
+    }
+    let mut pages = aws.s3().list_buckets().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws("listing the account's buckets")?;
+        for bucket in page.buckets().iter().filter_map(|b| b.name()) {
+            if Names::is_archive_bucket_of(bucket, stack, aws.region()) {
+                inv.bucket = bucket_data(aws, bucket).await?;
+            }
+        }
     }
     Ok(inv)
 }
@@ -244,8 +272,11 @@ pub enum DataPolicy {
 
 #[derive(Debug)]
 pub enum DownOutcome {
-    /// There was no stack.
+    /// There was no stack, and nothing of it is left.
     NothingToDo,
+    /// The stack was gone, but data resources it retained were left
+    /// (`deleted`: now deleted too; else kept, as asked).
+    Leftovers { inventory: Inventory, deleted: bool },
     /// The stack is gone; `kept` lists the data resources left in place.
     Deleted {
         inventory: Inventory,
@@ -261,7 +292,7 @@ pub async fn down(
 ) -> Result<DownOutcome, DeployError> {
     let cfn = aws.cloudformation();
     let Some(info) = stack::describe(&cfn, stack).await? else {
-        return Ok(DownOutcome::NothingToDo);
+        return down_leftovers(aws, stack, policy).await;
     };
     let resources = stack::resources(&cfn, &info.id).await?;
     let inventory = inventory(aws, &resources).await?;
@@ -279,10 +310,10 @@ pub async fn down(
     if let Some(artifacts) = physical(&resources, logical::ARTIFACTS_BUCKET) {
         empty_bucket(aws, artifacts).await?;
     }
+    // The data goes after the stack: the bucket and tables are retained by
+    // the template, and deleting the stack first stops Firehose and the
+    // hosts from writing into a bucket already emptied.
     let delete_data = policy == DataPolicy::Delete || !has_data;
-    if delete_data && let Some(bucket) = &inventory.bucket {
-        empty_bucket(aws, &bucket.name).await?;
-    }
 
     let mut watch = Watch::start(&cfn, &info.id).await?;
     cfn.delete_stack()
@@ -315,6 +346,9 @@ pub async fn down(
 
     let mut kept = Vec::new();
     if delete_data {
+        if let Some(bucket) = &inventory.bucket {
+            empty_bucket(aws, &bucket.name).await?;
+        }
         delete_retained(aws, &inventory).await?;
     } else {
         kept.extend(
@@ -332,6 +366,43 @@ pub async fn down(
         );
     }
     Ok(DownOutcome::Deleted { inventory, kept })
+}
+
+/// `down` of a stack that is gone: what it retained is found by name, and
+/// deleted, kept or refused by the same rules as with the stack.
+async fn down_leftovers(
+    aws: &Aws,
+    stack: &str,
+    policy: DataPolicy,
+) -> Result<DownOutcome, DeployError> {
+    let inventory = leftovers(aws, stack).await?;
+    if inventory.is_empty() {
+        return Ok(DownOutcome::NothingToDo);
+    }
+    eprintln!("  stack {stack} is gone, but resources it retained are left:");
+    for line in inventory.describe() {
+        eprintln!("  {line}");
+    }
+    let has_data = inventory.has_data();
+    match policy {
+        DataPolicy::Refuse if has_data => Err(DeployError::DataPresent {
+            stack: stack.to_string(),
+        }),
+        DataPolicy::Keep => Ok(DownOutcome::Leftovers {
+            inventory,
+            deleted: false,
+        }),
+        _ => {
+            if let Some(bucket) = &inventory.bucket {
+                empty_bucket(aws, &bucket.name).await?;
+            }
+            delete_retained(aws, &inventory).await?;
+            Ok(DownOutcome::Leftovers {
+                inventory,
+                deleted: true,
+            })
+        }
+    }
 }
 
 /// Deletes every object version and delete marker, a thousand at a time.

@@ -60,6 +60,11 @@ pub enum DeployError {
         stack: String,
         reason: reshard::TooFar,
     },
+    /// A new stack would be created over resources an earlier one retained.
+    #[error(
+        "refusing to create stack {stack}: an earlier stack of that name left {left}. CloudFormation cannot create resources whose names are taken. Either delete them with `streamstack down --delete-data` (their data too), or keep them and deploy under another stack name or environment"
+    )]
+    LeftoversBlock { stack: String, left: String },
     #[error(
         "the template is {size} bytes; CloudFormation takes at most {MAX_TEMPLATE_BODY} inline"
     )]
@@ -74,6 +79,7 @@ impl DeployError {
             DeployError::ReplacementRefused(_)
                 | DeployError::DataPresent { .. }
                 | DeployError::ReshardRefused { .. }
+                | DeployError::LeftoversBlock { .. }
         )
     }
 }

@@ -162,6 +162,17 @@ pub async fn up(
         });
     }
     let kind = converge(aws, stack, options.poll).await?;
+    if kind == Kind::Create {
+        // What `down --keep-data` kept would make the creation fail half-way
+        // (a table or bucket name taken): stop before any change instead.
+        let left = down::leftovers(aws, stack).await?;
+        if !left.is_empty() {
+            return Err(DeployError::LeftoversBlock {
+                stack: stack.to_string(),
+                left: left.describe().join("; "),
+            });
+        }
+    }
     if kind == Kind::Update {
         // Before the change set: CloudFormation would accept it and fail mid-update.
         reshard::check_deployed(cfn, stack, desired.template_body).await?;

@@ -30,14 +30,34 @@ impl Names {
         Self {
             stream: format!("{stack}-stream"),
             delivery_stream: format!("{stack}-archive"),
-            table: format!("{stack}-tweets"),
-            aggregates_table: format!("{stack}-aggregates"),
+            table: Self::tweets_table_of(&stack),
+            aggregates_table: Self::aggregates_table_of(&stack),
             lease_table: format!("{stack}-leases"),
             dashboard: stack.clone(),
             firehose_log_group: format!("/aws/kinesisfirehose/{stack}-archive"),
             environment: resolved.environment.clone(),
             stack,
         }
+    }
+
+    /// The tweets table of a stack (also for a stack that is gone).
+    pub fn tweets_table_of(stack: &str) -> String {
+        format!("{stack}-tweets")
+    }
+
+    pub fn aggregates_table_of(stack: &str) -> String {
+        format!("{stack}-aggregates")
+    }
+
+    /// Whether `bucket` is the archive bucket of `stack` in `region`:
+    /// `{stack}-archive-{12-digit account}-{region}` (see [`Names::bucket`]).
+    pub fn is_archive_bucket_of(bucket: &str, stack: &str, region: &str) -> bool {
+        bucket
+            .strip_prefix(&format!("{stack}-archive-"))
+            .and_then(|rest| rest.strip_suffix(&format!("-{region}")))
+            .is_some_and(|account| {
+                account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+            })
     }
 
     /// The archive bucket: globally unique through account and region.
@@ -50,5 +70,20 @@ impl Names {
 
     pub fn alarm(&self, what: &str) -> String {
         format!("{}-{what}", self.stack)
+    }
+}
+
+#[cfg(test)]
+mod leftover_tests {
+    use super::Names;
+
+    #[test]
+    fn an_archive_bucket_is_recognised_by_stack_account_and_region() {
+        let of = |b| Names::is_archive_bucket_of(b, "tweets", "us-east-1");
+        assert!(of("tweets-archive-123456789012-us-east-1"));
+        // Another stack whose name starts the same, another region, not an account.
+        assert!(!of("tweets-prod-archive-123456789012-us-east-1"));
+        assert!(!of("tweets-archive-123456789012-eu-west-1"));
+        assert!(!of("tweets-archive-artifacts-us-east-1"));
     }
 }

@@ -16,7 +16,7 @@ use crate::spec::model::Target;
 pub struct UpArgs {
     #[command(flatten)]
     pub stack: StackArgs,
-    /// Allow replacing or removing stateful resources (stream, delivery stream, bucket, table, instance, key).
+    /// Allow replacing or removing stateful resources (stream, delivery stream, bucket, table, key).
     #[arg(long)]
     pub allow_replace: bool,
     /// Deploy only: do not ship the processor to the host(s) (AWS) or start it locally (emulator).

@@ -445,8 +445,10 @@ async fn a_failed_creation_names_its_root_cause_and_the_next_up_recovers() {
     let file = copy.path.to_str().unwrap().to_string();
     let stack = format!("{}-local", copy.name);
     let aws = aws().await;
-    // A table of the same name already exists: CloudFormation cannot create the stack's.
-    let table = format!("{stack}-tweets");
+    // A table of the lease table's name already exists: CloudFormation
+    // cannot create the stack's. (Not the tweets table: `up` stops before
+    // any change when a retained table of an earlier stack is in the way.)
+    let table = format!("{stack}-leases");
     aws.dynamodb()
         .create_table()
         .table_name(&table)
@@ -477,7 +479,7 @@ async fn a_failed_creation_names_its_root_cause_and_the_next_up_recovers() {
     assert!(
         err.contains(&format!(
             "creation of stack {stack} failed (ROLLBACK_COMPLETE)"
-        )) && err.contains("TweetsTable (AWS::DynamoDB::Table):"),
+        )) && err.contains("LeaseTable (AWS::DynamoDB::Table):"),
         "the root cause is the table, not the cascade: {err}"
     );
     assert!(!err.contains("Resource creation cancelled"), "{err}");

@@ -297,8 +297,13 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, [("Content-Type", "application/json")], json.dumps(self.server.faults.stats()).encode())
             return
         if self.path == "/__fault_proxy/rate" and self.command == "POST":
+            try:
+                rate = float(body.decode().strip())
+            except ValueError:
+                self.reply(400, [("Content-Type", "text/plain")], b"the body must be a number from 0 to 1")
+                return
             with self.server.faults.lock:
-                self.server.faults.rate = float(body.decode().strip())
+                self.server.faults.rate = rate
             self.reply(200, [("Content-Type", "application/json")], b"{}")
             return
         service, operation, protocol = call_name(self, body)

@@ -265,6 +265,24 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
     assert_eq!(letters[0].data, lines[2]);
     sink.store_dead_letters(&letters).await.unwrap();
     assert_eq!(keys_under(&aws, &bucket, "dead-letters/").await.len(), 2);
+    // Every item refused is a table or schema problem, not bad records: the
+    // store fails (and is retried, then reported as a stall) instead of
+    // dead-lettering a whole stream.
+    let mut hopeless = batch::BatchPlan::default();
+    for id in ["6001", "6002"] {
+        let mut item = plan.tweets["5001"].clone();
+        item.insert("tweet_id".into(), Value::String(id.into()));
+        item.insert("text".into(), Value::String("z".repeat(420_000)));
+        hopeless.tweets.insert(id.into(), item);
+    }
+    let failed = sink
+        .store(&hopeless)
+        .await
+        .expect_err("every item refused fails the store");
+    assert!(
+        failed.to_string().contains("every one of the 2 item(s)"),
+        "{failed}"
+    );
     support::down_deleting_data(&file);
 }
 

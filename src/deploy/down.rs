@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::DeployError;
 use super::progress::Progress;
 use super::stack::{self, Resource, Settled, Watch};
-use crate::aws::{Aws, AwsError, ResultExt, service_code};
+use crate::aws::{Aws, AwsError, ResultExt, is_not_found, service_code};
 use crate::template::{Names, logical};
 
 /// The data a stack still holds.
@@ -167,7 +167,7 @@ async fn bucket_data(aws: &Aws, bucket: &str) -> Result<Option<BucketData>, AwsE
             .await
         {
             Ok(page) => page,
-            Err(e) if service_code(&e) == Some("NoSuchBucket") => return Ok(None),
+            Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => {
                 return Err(AwsError::new(
                     format!("listing objects of bucket {bucket}"),
@@ -196,7 +196,7 @@ async fn table_data(aws: &Aws, table: &str) -> Result<Option<TableData>, AwsErro
     let ddb = aws.dynamodb();
     let described = match ddb.describe_table().table_name(table).send().await {
         Ok(d) => d,
-        Err(e) if service_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) if is_not_found(&e) => return Ok(None),
         Err(e) => return Err(AwsError::new(format!("describing table {table}"), e)),
     };
     // One item is enough to know the table is not empty; a full count would read it all.
@@ -418,7 +418,7 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> Result<u64, AwsError> {
             .await
         {
             Ok(page) => page,
-            Err(e) if service_code(&e) == Some("NoSuchBucket") => return Ok(deleted),
+            Err(e) if is_not_found(&e) => return Ok(deleted),
             Err(e) => {
                 return Err(AwsError::new(
                     format!("listing objects of bucket {bucket}"),
@@ -483,7 +483,7 @@ pub async fn delete_retained(aws: &Aws, inventory: &Inventory) -> Result<(), Aws
     if let Some(bucket) = &inventory.bucket {
         match aws.s3().delete_bucket().bucket(&bucket.name).send().await {
             Ok(_) => eprintln!("  deleted bucket {}", bucket.name),
-            Err(e) if service_code(&e) == Some("NoSuchBucket") => {}
+            Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(AwsError::new(format!("deleting bucket {}", bucket.name), e)),
         }
     }
@@ -496,7 +496,7 @@ pub async fn delete_retained(aws: &Aws, inventory: &Inventory) -> Result<(), Aws
             .await
         {
             Ok(_) => eprintln!("  deleted table {}", table.name),
-            Err(e) if service_code(&e) == Some("ResourceNotFoundException") => {}
+            Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(AwsError::new(format!("deleting table {}", table.name), e)),
         }
     }

@@ -82,6 +82,11 @@ impl DeadLetter {
         if let Some(index) = self.index {
             key.push_str(&format!("-i{index}"));
         }
+        // A record DynamoDB refused may also have a letter from the
+        // transform (a tweet too large beside one refused): both are kept.
+        if self.reason == REFUSED {
+            key.push_str("-refused");
+        }
         key.push_str(".json");
         key
     }
@@ -103,8 +108,8 @@ pub struct BatchPlan {
     pub heartbeats: usize,
     /// Tweets extracted, duplicates included.
     pub tweets_seen: usize,
-    /// The record each item was made from (the first one, for an item two
-    /// records make): a write DynamoDB refuses turns that record into a dead
+    /// The record each item was made from (the last one, whose item is
+    /// kept, for an item two records make): a write DynamoDB refuses turns that record into a dead
     /// letter ([`rejected_dead_letters`]).
     pub origins: BTreeMap<ItemKey, Origin>,
 }
@@ -181,7 +186,21 @@ pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPla
                         let item = match tweet_item(tweet, shape, now_s) {
                             Ok(item) => item,
                             Err(error) => {
-                                plan.dead_letters.push(dead(None, "item_too_large", error));
+                                // One letter a record (its key has no tweet
+                                // index), naming every tweet that did not fit.
+                                match plan.dead_letters.last_mut() {
+                                    Some(letter)
+                                        if letter.reason == "item_too_large"
+                                            && letter.sequence_number == record.sequence_number
+                                            && letter.sub_sequence == user.sub_sequence =>
+                                    {
+                                        letter.error.push_str("; ");
+                                        letter.error.push_str(&error);
+                                    }
+                                    _ => {
+                                        plan.dead_letters.push(dead(None, "item_too_large", error))
+                                    }
+                                }
                                 continue;
                             }
                         };
@@ -190,14 +209,13 @@ pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPla
                                 item[AGGREGATES_PK].as_str().unwrap_or_default().to_string(),
                                 item[AGGREGATES_SK].as_str().unwrap_or_default().to_string(),
                             );
+                            // The record whose item is kept (the last one).
                             plan.origins
-                                .entry(ItemKey::Aggregate(key.0.clone(), key.1.clone()))
-                                .or_insert(origin);
+                                .insert(ItemKey::Aggregate(key.0.clone(), key.1.clone()), origin);
                             plan.aggregates.insert(key, item);
                         }
                         plan.origins
-                            .entry(ItemKey::Tweet(tweet.id.clone()))
-                            .or_insert(origin);
+                            .insert(ItemKey::Tweet(tweet.id.clone()), origin);
                         plan.tweets.insert(tweet.id.clone(), item);
                     }
                 }
@@ -268,6 +286,9 @@ pub fn item_size(item: &Map<String, Value>) -> usize {
     item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }
 
+/// The reason code of a record whose items DynamoDB refused.
+pub const REFUSED: &str = "not_storable";
+
 /// A write the store refused for good, and why (the service's code and message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
@@ -316,7 +337,7 @@ pub fn rejected_dead_letters(
                 sub_sequence: origin.sub_sequence,
                 index: None,
                 partition_key,
-                reason: "not_storable",
+                reason: REFUSED,
                 error,
                 data,
             },

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use backon::BackoffBuilder;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -200,12 +199,11 @@ async fn put_batch(
     batch: Vec<Record>,
 ) -> Result<(), ProducerError> {
     let mut pending = batch;
-    let mut delays = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .with_max_times(config.max_attempts.saturating_sub(1))
-        .build();
+    let mut delays = crate::aws::backoff(
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+        Some(config.max_attempts.saturating_sub(1)),
+    );
     loop {
         let entries: Vec<PutRecordsRequestEntry> = pending
             .iter()

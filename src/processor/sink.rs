@@ -5,13 +5,18 @@
 //! stored twice leaves the same data; the consumer checkpoints only after
 //! `store` returns Ok.
 //!
-//! A call DynamoDB refuses for good (a ValidationException for an item or
-//! key over its limits, an access denied, an item that is not valid
-//! attributes) fails the whole call, whatever the other 24 items are. The
-//! call is split in halves until the refused items stand alone; those are
-//! returned as [`Rejected`] (the consumer makes their records dead letters)
-//! and everything else is stored. A transient failure (throttling, 5xx,
-//! timeouts) fails the store instead, to be retried whole.
+//! A call DynamoDB refuses because of an item (a ValidationException for an
+//! item or key over its limits, an item collection too large, an item that
+//! is not valid attributes) fails the whole call, whatever the other 24
+//! items are. The call is split in halves until the refused items stand
+//! alone; those are returned as [`Rejected`] (the consumer makes their
+//! records dead letters) and everything else is stored. Any other failure
+//! fails the store, to be retried whole and, if it lasts, reported as a
+//! stall: throttling, 5xx and timeouts, but also errors about the caller
+//! rather than an item (access denied, expired credentials, a clock skew),
+//! which would otherwise turn every record into a dead letter. For the same
+//! reason a store whose every item (more than one) is refused fails too:
+//! that is a table or schema problem, not bad records.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +47,15 @@ pub enum SinkError {
     Aws(#[from] AwsError),
     #[error("a write task failed: {0}")]
     Task(String),
+    #[error(
+        "DynamoDB refused every one of the {count} item(s) of a batch ({table}: {code}: {message}): a table or schema problem, not bad records"
+    )]
+    AllRefused {
+        count: usize,
+        table: String,
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Clone)]
@@ -59,6 +73,14 @@ pub struct Sink {
 /// Attempts at a chunk's UnprocessedItems before the batch fails (it is
 /// then retried whole by the consumer, which has not checkpointed).
 const UNPROCESSED_ATTEMPTS: usize = 8;
+
+/// Error codes DynamoDB gives for an item of a write, not for the caller:
+/// the only ones that make a record a dead letter.
+const ITEM_ERRORS: [&str; 3] = [
+    "ValidationException",
+    "ItemCollectionSizeLimitExceededException",
+    "SerializationError",
+];
 
 impl Sink {
     pub fn new(
@@ -134,6 +156,23 @@ impl Sink {
             }
         }
         result?;
+        let written = plan.tweets.len() + plan.aggregates.len();
+        if written > 1
+            && rejected.len() == written
+            && let Some(first) = rejected.first()
+        {
+            return Err(SinkError::AllRefused {
+                count: written,
+                table: first.table.clone(),
+                code: first.code.clone(),
+                message: first.message.clone(),
+            });
+        }
+        // Counted once the whole store succeeded: a store retried after a
+        // transient failure counts nothing twice.
+        self.metrics
+            .dead_letters
+            .fetch_add(plan.dead_letters.len() as u64, Relaxed);
         let refused_tweets = rejected
             .iter()
             .filter(|r| matches!(r.key, ItemKey::Tweet(_)))
@@ -150,7 +189,8 @@ impl Sink {
         Ok(rejected)
     }
 
-    /// Stores dead letters in S3 (one object each, idempotent keys) and counts them.
+    /// Stores dead letters in S3 (one object each, idempotent keys); the
+    /// caller counts them once they are all stored.
     pub async fn store_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), SinkError> {
         let mut tasks = JoinSet::new();
         for dead in letters {
@@ -173,9 +213,6 @@ impl Sink {
         while let Some(done) = tasks.join_next().await {
             done.map_err(|e| SinkError::Task(e.to_string()))??;
         }
-        self.metrics
-            .dead_letters
-            .fetch_add(letters.len() as u64, Relaxed);
         Ok(())
     }
 
@@ -193,13 +230,13 @@ impl Sink {
         while let Some(part) = work.pop() {
             match self.write_part(&table, &part).await {
                 Ok(()) => {}
-                Err(e) if e.is_permanent() && part.len() > 1 => {
+                Err(e) if refuses_an_item(&e) && part.len() > 1 => {
                     let mut first = part;
                     let second = first.split_off(first.len() / 2);
                     work.push(second);
                     work.push(first);
                 }
-                Err(e) if e.is_permanent() => {
+                Err(e) if refuses_an_item(&e) => {
                     let (key, _) = part.into_iter().next().expect("a part is not empty");
                     rejected.push(Rejected {
                         key,
@@ -267,6 +304,11 @@ impl Sink {
     }
 }
 
+/// Whether DynamoDB refused the call because of an item in it.
+fn refuses_an_item(e: &AwsError) -> bool {
+    e.is_permanent() && e.code.as_deref().is_some_and(|c| ITEM_ERRORS.contains(&c))
+}
+
 /// Put requests of the items; an item that is not valid DynamoDB
 /// attributes is refused at once, as DynamoDB would refuse it.
 fn to_requests<'a>(
@@ -293,4 +335,45 @@ fn to_requests<'a>(
         }
     }
     requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::class_of;
+
+    fn error(code: &str, status: u16) -> AwsError {
+        AwsError {
+            action: "writing".into(),
+            code: Some(code.into()),
+            detail: format!("{code}: ..."),
+            class: class_of(Some(code), status, false),
+        }
+    }
+
+    #[test]
+    fn only_errors_about_an_item_make_dead_letters() {
+        // An item or key over DynamoDB's limits: the record is at fault.
+        assert!(refuses_an_item(&error("ValidationException", 400)));
+        assert!(refuses_an_item(&error(
+            "ItemCollectionSizeLimitExceededException",
+            400
+        )));
+        // The caller is at fault (a policy still propagating, expired
+        // credentials, a skewed clock): retried and reported as a stall,
+        // never every record of the stream dead-lettered.
+        for code in [
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+            "ExpiredTokenException",
+            "InvalidSignatureException",
+        ] {
+            assert!(!refuses_an_item(&error(code, 400)), "{code}");
+        }
+        assert!(!refuses_an_item(&error(
+            "ProvisionedThroughputExceededException",
+            400
+        )));
+        assert!(!refuses_an_item(&error("ResourceNotFoundException", 400)));
+    }
 }

@@ -69,6 +69,13 @@ def split_shard(self: Stream, shard_to_split: str, new_starting_hash_key: str) -
 
 def merge_shards(self: Stream, shard_to_merge: str, adjacent_shard_to_merge: str) -> None:
     first, second = self.shards[shard_to_merge], self.shards[adjacent_shard_to_merge]
+    for shard in (first, second):
+        if not shard.is_open:
+            raise InvalidArgumentError(
+                message=f"Shard {shard.shard_id} in stream {self.stream_name} under account "
+                f"{self.account_id} has already been merged or split, and thus is not eligible for "
+                "merging or splitting."
+            )
     if first.ending_hash + 1 != second.starting_hash and second.ending_hash + 1 != first.starting_hash:
         raise InvalidArgumentError(adjacent_shard_to_merge)
     child = Shard(

@@ -204,8 +204,11 @@ impl LeaseTable {
             .update_item()
             .table_name(&self.table)
             .key(LEASES_PK, s(&lease.shard_id))
-            .update_expression("SET #owner = :me, #counter = :next")
+            // A stall recorded by the previous owner is not this reader's.
+            .update_expression("SET #owner = :me, #counter = :next REMOVE #stalled, #error")
             .condition_expression("attribute_exists(#pk) AND #counter = :seen")
+            .expression_attribute_names("#stalled", STALLED_SINCE)
+            .expression_attribute_names("#error", LAST_ERROR)
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_names("#counter", COUNTER)
             .expression_attribute_names("#pk", LEASES_PK)
@@ -330,16 +333,26 @@ impl LeaseTable {
     }
 
     /// Removes the lease of a shard the stream no longer has (past
-    /// retention after a reshard): nothing is left to read in it.
-    pub async fn delete(&self, shard_id: &str) -> Result<(), AwsError> {
-        self.client
+    /// retention after a reshard): nothing is left to read in it. Only a
+    /// finished or unowned lease goes, so no reader loses its lease.
+    pub async fn delete(&self, shard_id: &str) -> Result<bool, AwsError> {
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key(LEASES_PK, s(shard_id))
+            .condition_expression("#checkpoint = :end OR attribute_not_exists(#owner)")
+            .expression_attribute_names("#checkpoint", LEASE_CHECKPOINT)
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_values(":end", s(SHARD_END))
             .send()
-            .await
-            .aws(format!("removing the lease of vanished shard {shard_id}"))?;
-        Ok(())
+            .await;
+        Ok(conditional(
+            result,
+            0,
+            format!("removing the lease of vanished shard {shard_id}"),
+        )?
+        .is_some())
     }
 
     /// Gives a lease up, so another worker can take it without waiting.
@@ -349,8 +362,11 @@ impl LeaseTable {
             .update_item()
             .table_name(&self.table)
             .key(LEASES_PK, s(shard_id))
-            .update_expression("REMOVE #owner ADD #counter :one")
+            // Nobody reads it now: nothing of it is stalled.
+            .update_expression("REMOVE #owner, #stalled, #error ADD #counter :one")
             .condition_expression("#owner = :me")
+            .expression_attribute_names("#stalled", STALLED_SINCE)
+            .expression_attribute_names("#error", LAST_ERROR)
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_names("#counter", COUNTER)
             .expression_attribute_values(":me", s(&self.worker))

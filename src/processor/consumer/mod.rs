@@ -188,7 +188,7 @@ pub async fn sync_shards(
                 Err(e) => return Err(e),
             };
         if gone {
-            leases.delete(&lease.shard_id).await?;
+            let _ = leases.delete(&lease.shard_id).await?;
         }
     }
     Ok(shards.len())

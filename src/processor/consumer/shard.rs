@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio_util::sync::CancellationToken;
@@ -89,9 +89,7 @@ pub async fn iterator_after(
 }
 
 fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    super::lease::now_ms() as i64 / 1000
 }
 
 /// Delays between retries of a failed read or store: jittered, 250 ms
@@ -197,13 +195,44 @@ pub async fn read(
     end
 }
 
-/// Why a slice could not be stored yet.
-#[derive(Debug, thiserror::Error)]
-enum SliceError {
-    #[error(transparent)]
-    Sink(#[from] crate::processor::sink::SinkError),
-    #[error(transparent)]
-    Aws(#[from] AwsError),
+/// Runs `work` until it succeeds, retrying with backoff (nothing is
+/// skipped) and reporting a stall once it has failed for the stall bound;
+/// None when cancelled first.
+async fn until_done<T, E, F>(
+    ctx: &ReaderContext,
+    shard: &str,
+    stall: &mut StallWatch,
+    cancel: &CancellationToken,
+    what: &str,
+    mut work: impl FnMut() -> F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delays = retry_delays();
+    loop {
+        match work().await {
+            Ok(done) => return Some(done),
+            Err(e) => {
+                ctx.metrics.at_tip(shard, false);
+                ctx.metrics.store_retries.fetch_add(1, Relaxed);
+                eprintln!("consume: {what} of shard {shard} failed: {e}; retrying");
+                stall.failed(ctx, shard, &e.to_string()).await;
+                if pause(delays.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `shard` is gone from `stream` (past retention): ListShards,
+/// which just answered for the stream, no longer has it. Kinesis answers
+/// ResourceNotFound for a missing stream too, which must not end a shard.
+async fn shard_is_gone(ctx: &ReaderContext, shard: &str) -> Result<bool, AwsError> {
+    let shards = super::list_shards(&ctx.kinesis, &ctx.stream).await?;
+    Ok(!shards.iter().any(|s| s.shard_id() == shard))
 }
 
 async fn read_until_end(
@@ -216,19 +245,31 @@ async fn read_until_end(
     let mut last = checkpoint;
     let mut errors = retry_delays();
     let mut stall = StallWatch::new();
+    // When a read last succeeded: while reads fail, the shard's lag grows from it.
+    let mut last_read_ms = super::lease::now_ms() as i64;
     'iterators: loop {
-        let mut next = match iterator_after(&ctx.kinesis, &ctx.stream, &shard, last.as_deref())
-            .await
+        let failure = match iterator_after(&ctx.kinesis, &ctx.stream, &shard, last.as_deref()).await
         {
+            Ok(it) => Ok(it),
+            Err(e) if e.is_not_found() => match shard_is_gone(ctx, &shard).await {
+                Ok(true) => {
+                    // Past retention after a reshard (the KCL treats it so):
+                    // ended, so its children are read.
+                    eprintln!(
+                        "consume: shard {shard} no longer exists ({e}); counting it as ended"
+                    );
+                    Ok(None)
+                }
+                Ok(false) => Err(e),
+                Err(listing) => Err(listing),
+            },
+            Err(e) => Err(e),
+        };
+        let mut next = match failure {
             Ok(it) => it,
-            Err(e) if e.is_not_found() => {
-                // The shard is gone: past retention after a reshard (the
-                // KCL treats it so). Ended, so its children are read.
-                eprintln!("consume: shard {shard} no longer exists ({e}); counting it as ended");
-                None
-            }
             Err(e) => {
                 eprintln!("consume: {e}; retrying");
+                ctx.metrics.pending(&shard, Some(last_read_ms));
                 stall.failed(ctx, &shard, &e.to_string()).await;
                 if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
                     return Ok(ReaderEnd::Stopped);
@@ -242,10 +283,19 @@ async fn read_until_end(
             }
             let Some(it) = next.take() else {
                 // The shard is closed and every record of it is stored.
-                return Ok(if ctx.leases.checkpoint(&shard, SHARD_END).await? {
-                    ReaderEnd::ShardEnd
-                } else {
-                    ReaderEnd::Lost
+                let checkpointed = until_done(
+                    ctx,
+                    &shard,
+                    &mut stall,
+                    cancel,
+                    "checkpointing the end",
+                    || ctx.leases.checkpoint(&shard, SHARD_END),
+                )
+                .await;
+                return Ok(match checkpointed {
+                    None => ReaderEnd::Stopped,
+                    Some(true) => ReaderEnd::ShardEnd,
+                    Some(false) => ReaderEnd::Lost,
                 });
             };
             let called = tokio::time::Instant::now();
@@ -270,10 +320,14 @@ async fn read_until_end(
                         continue 'iterators;
                     }
                     let e = AwsError::new(format!("reading shard {shard} of {}", ctx.stream), e);
-                    if !e.is_retryable() {
+                    // Throttling is expected (the reader paces itself into
+                    // it, sharing the shard with Firehose); anything else is
+                    // worth a line.
+                    if code.as_deref() != Some("ProvisionedThroughputExceededException") {
                         eprintln!("consume: {e}; retrying");
                     }
                     stall.failed(ctx, &shard, &e.to_string()).await;
+                    ctx.metrics.pending(&shard, Some(last_read_ms));
                     next = Some(it);
                     if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
                         return Ok(ReaderEnd::Stopped);
@@ -281,6 +335,8 @@ async fn read_until_end(
                     continue;
                 }
             };
+            last_read_ms = super::lease::now_ms() as i64;
+            ctx.metrics.pending(&shard, None);
             next = out.next_shard_iterator().map(str::to_string);
             if let Some(behind) = out.millis_behind_latest() {
                 ctx.metrics.behind(&shard, behind);
@@ -322,31 +378,39 @@ async fn read_until_end(
                     .fetch_add(plan.user_records as u64, Relaxed);
                 // Nothing is checkpointed before the sink has it all; a failed
                 // store is retried as a whole (its writes are idempotent).
-                // What DynamoDB refuses for good is stored as dead letters.
-                let mut store_errors = retry_delays();
-                loop {
-                    let stored: Result<(), SliceError> = async {
-                        let rejected = ctx.sink.store(&plan).await?;
-                        if !rejected.is_empty() {
-                            let letters = batch::rejected_dead_letters(&inputs, &plan, &rejected);
-                            eprintln!(
-                                "consume: shard {shard}: {} record(s) refused by DynamoDB stored as dead letters ({})",
-                                letters.len(),
-                                letters[0].error
-                            );
-                            ctx.sink.store_dead_letters(&letters).await?;
-                        }
-                        Ok(())
-                    }
-                    .await;
-                    let Err(e) = stored else { break };
-                    ctx.metrics.at_tip(&shard, false);
-                    ctx.metrics.store_retries.fetch_add(1, Relaxed);
-                    eprintln!("consume: storing a batch of shard {shard} failed: {e}; retrying");
-                    stall.failed(ctx, &shard, &e.to_string()).await;
-                    if pause(store_errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
+                let Some(rejected) =
+                    until_done(ctx, &shard, &mut stall, cancel, "storing a batch", || {
+                        ctx.sink.store(&plan)
+                    })
+                    .await
+                else {
+                    return Ok(ReaderEnd::Stopped);
+                };
+                // What DynamoDB refuses for good is stored as dead letters
+                // (retried on its own: the store is not run again).
+                if !rejected.is_empty() {
+                    let letters = batch::rejected_dead_letters(&inputs, &plan, &rejected);
+                    eprintln!(
+                        "consume: shard {shard}: {} record(s) DynamoDB refuses stored as dead letters ({})",
+                        letters.len(),
+                        letters.first().map_or("", |l| l.error.as_str())
+                    );
+                    if until_done(
+                        ctx,
+                        &shard,
+                        &mut stall,
+                        cancel,
+                        "storing dead letters",
+                        || ctx.sink.store_dead_letters(&letters),
+                    )
+                    .await
+                    .is_none()
+                    {
                         return Ok(ReaderEnd::Stopped);
                     }
+                    ctx.metrics
+                        .dead_letters
+                        .fetch_add(letters.len() as u64, Relaxed);
                 }
                 drop(inputs);
                 let sequence = slice
@@ -354,8 +418,14 @@ async fn read_until_end(
                     .expect("chunks are not empty")
                     .sequence_number()
                     .to_string();
-                if !ctx.leases.checkpoint(&shard, &sequence).await? {
-                    return Ok(ReaderEnd::Lost);
+                match until_done(ctx, &shard, &mut stall, cancel, "checkpointing", || {
+                    ctx.leases.checkpoint(&shard, &sequence)
+                })
+                .await
+                {
+                    None => return Ok(ReaderEnd::Stopped),
+                    Some(false) => return Ok(ReaderEnd::Lost),
+                    Some(true) => {}
                 }
                 ctx.metrics.pending(&shard, None);
                 stall.recovered(ctx, &shard, true).await;

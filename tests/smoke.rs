@@ -131,6 +131,13 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
             stack.clone(),
         ),
         (
+            "stalled-shard",
+            "Streamstack",
+            "StalledShards",
+            "Stack",
+            stack.clone(),
+        ),
+        (
             "processor-heartbeat",
             "Streamstack",
             "Heartbeat",

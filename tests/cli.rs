@@ -188,3 +188,74 @@ fn up_refuses_a_processor_binary_the_hosts_cannot_run_before_touching_aws() {
                 .and(predicate::str::contains("describing stack").not()),
         );
 }
+
+/// The binary with no AWS settings at all: no credentials anywhere, no
+/// instance metadata, and an endpoint on loopback so nothing leaves it.
+fn bare(home: &std::path::Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("streamstack").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn without_credentials_plan_says_where_it_looked_and_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    let out = bare(home.path())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["plan", "stacks/tweets.yaml", "-e", "dev"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    // Where the SDK looked, each source named...
+    for source in [
+        "Environment",
+        "Profile",
+        "WebIdentityToken",
+        "Ec2InstanceMetadata",
+    ] {
+        assert!(err.contains(source), "{source}: {err}");
+    }
+    // ...and the three ways forward.
+    assert!(
+        err.contains("AWS_PROFILE") && err.contains("aws sso login") && err.contains("-e local"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("DispatchFailure(") && !err.contains("ConnectorError"),
+        "a debug dump: {err}"
+    );
+    assert!(err.len() < 1_200, "{} characters: {err}", err.len());
+}
+
+#[test]
+fn an_unreachable_endpoint_is_named_with_what_to_check() {
+    let home = tempfile::tempdir().unwrap();
+    let out = bare(home.path())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["plan", "stacks/tweets.yaml", "-e", "dev"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains("cannot reach the AWS endpoint") && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--endpoint-url") && err.contains("--region"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("DispatchFailure(") && !err.contains("ConnectorError"),
+        "a debug dump: {err}"
+    );
+}

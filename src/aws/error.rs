@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::ProvideErrorKind;
 use serde::Serialize;
@@ -132,7 +131,10 @@ impl AwsError {
         let detail = match &err {
             SdkError::ServiceError(e) => {
                 match (ProvideErrorMetadata::code(e.err()), e.err().message()) {
-                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), Some(message)) => match credential_hint(code) {
+                        Some(hint) => format!("{code}: {message} ({hint})"),
+                        None => format!("{code}: {message}"),
+                    },
                     (Some(code), None) => code.to_string(),
                     // No error document (a proxy's or a broken server's page): status and the start of the body.
                     _ => {
@@ -167,8 +169,9 @@ impl AwsError {
                     }
                 }
             }
-            // Connection refused, timeouts, DNS: the chain says which.
-            _ => DisplayErrorContext(&err).to_string(),
+            // No credentials, connection refused, timeouts, DNS: said in
+            // words with what to do, never the SDK's debug dump.
+            _ => transport_detail(&err),
         };
         Self {
             action: action.into(),
@@ -188,6 +191,77 @@ impl AwsError {
 
     pub fn is_not_found(&self) -> bool {
         self.class == ErrorClass::NotFound
+    }
+}
+
+/// The messages of an error and its sources, each once, without the
+/// debug dump the SDK's own context display adds.
+fn chain<'a>(err: &'a (dyn StdError + 'static)) -> (String, Vec<&'a (dyn StdError + 'static)>) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut links = Vec::new();
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let message = e.to_string();
+        if !message.is_empty() && !parts.iter().any(|p| p.contains(&message)) {
+            parts.push(message);
+        }
+        links.push(e);
+        current = e.source();
+    }
+    (parts.join(": "), links)
+}
+
+/// What a failure before any answer from the service means, in words: no
+/// credentials (and where the SDK looked), an endpoint that cannot be
+/// reached (and what to check), or no answer in time.
+fn transport_detail<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: StdError + Send + Sync + 'static,
+{
+    let (text, links) = chain(err);
+    let credentials = links.iter().any(|e| {
+        e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+    });
+    if credentials {
+        // The SDK's own text lists where it looked when the whole chain
+        // came up empty; when one source failed, say where it looks.
+        let looked = if text.contains("Attempted") {
+            ""
+        } else {
+            " (the SDK looks in the environment, the shared config and credentials files, SSO, web identity, and the ECS and EC2 instance metadata)"
+        };
+        return format!(
+            "no AWS credentials found{looked}: {text}\nSet AWS_PROFILE or --profile, run `aws sso login` or `aws configure`, or use `-e local` to run on the local emulator"
+        );
+    }
+    let slow = "the endpoint is slow or unreachable; --call-timeout sets the limit";
+    match err {
+        SdkError::TimeoutError(_) => format!("no answer in time ({text}): {slow}"),
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            format!("no answer in time ({text}): {slow}")
+        }
+        SdkError::DispatchFailure(d) if d.is_io() => format!(
+            "cannot reach the AWS endpoint ({text}). Check the region (--region, the stack file's `region`) and any endpoint setting (--endpoint-url, AWS_ENDPOINT_URL); for the local emulator, start it with `scripts/emulator.sh start` (`make demo` does)"
+        ),
+        _ => text,
+    }
+}
+
+/// A hint for answers about the caller's credentials, after the service's
+/// own code and message.
+fn credential_hint(code: &str) -> Option<&'static str> {
+    match code {
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => Some(
+            "the credentials have expired: run `aws sso login` or refresh them, then try again",
+        ),
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "AuthFailure" => Some(
+            "AWS does not know these credentials here: check the profile (AWS_PROFILE, --profile) and the region",
+        ),
+        "SignatureDoesNotMatch" | "InvalidSignatureException" => Some(
+            "the request's signature was refused: check the secret key, and that this machine's clock is right",
+        ),
+        _ => None,
     }
 }
 
@@ -276,6 +350,51 @@ mod tests {
         assert_eq!(
             class_of(Some("ConditionalCheckFailedException"), 400, false),
             ErrorClass::Conditional
+        );
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answered(code: &str, message: &str, status: u16) -> AwsError {
+        let err = DescribeStacksError::generic(
+            ErrorMetadata::builder().code(code).message(message).build(),
+        );
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        AwsError::new("describing stack s", SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn answers_about_the_credentials_say_what_to_do() {
+        let e = answered(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+            400,
+        );
+        assert_eq!(e.code.as_deref(), Some("ExpiredToken"));
+        assert!(e.to_string().starts_with(
+            "describing stack s: ExpiredToken: The security token included in the request is expired (the credentials have expired: run `aws sso login`"
+        ), "{e}");
+        let e = answered(
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+            403,
+        );
+        assert!(
+            e.to_string()
+                .contains("check the profile (AWS_PROFILE, --profile) and the region"),
+            "{e}"
+        );
+        // Any other answer is the service's own words, nothing added.
+        let e = answered("ValidationError", "Stack with id s does not exist", 400);
+        assert_eq!(
+            e.to_string(),
+            "describing stack s: ValidationError: Stack with id s does not exist"
         );
     }
 }

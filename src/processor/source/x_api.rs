@@ -284,7 +284,9 @@ pub async fn resolve_token(
                     } else {
                         TokenProblem::Ssm {
                             name: name.clone(),
-                            reason: aws_sdk_ssm::error::DisplayErrorContext(&err).to_string(),
+                            // The service's code and message, or what the
+                            // transport says in words: never the debug dump.
+                            reason: crate::aws::AwsError::new("reading the parameter", err).detail,
                         }
                     })
                 })?;

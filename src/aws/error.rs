@@ -59,6 +59,8 @@ pub fn class_of(code: Option<&str>, status: u16, modelled_retryable: bool) -> Er
     let code = code.unwrap_or_default();
     if modelled_retryable
         || THROTTLING_ERRORS.contains(&code)
+        // KMSThrottlingException (Kinesis and DynamoDB calling KMS) and kin.
+        || code.ends_with("ThrottlingException")
         || TRANSIENT_ERRORS.contains(&code)
         || status >= 500
         || status == 429
@@ -313,6 +315,7 @@ mod tests {
             "LimitExceededException",
             "SlowDown",
             "Throttling",
+            "KMSThrottlingException",
         ] {
             assert_eq!(
                 class_of(Some(code), 400, false),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::DeployError;
 use super::progress::Progress;
 use super::stack::{self, Resource, Settled, Watch};
-use crate::aws::{Aws, AwsError, ResultExt, is_not_found, service_code};
+use crate::aws::{Aws, AwsError, ResultExt, is_not_found};
 use crate::template::{Names, logical};
 
 /// The data a stack still holds.
@@ -511,11 +511,11 @@ pub async fn delete_retained(aws: &Aws, inventory: &Inventory) -> Result<(), Aws
             .await
         {
             Ok(_) => eprintln!("  scheduled KMS key {key} for deletion in 7 days"),
+            // Gone, or already pending deletion.
             Err(e)
-                if matches!(
-                    service_code(&e),
-                    Some("NotFoundException" | "KMSInvalidStateException")
-                ) => {}
+                if is_not_found(&e)
+                    || e.as_service_error()
+                        .is_some_and(|s| s.is_kms_invalid_state_exception()) => {}
             Err(e) => {
                 return Err(AwsError::new(
                     format!("scheduling deletion of KMS key {key}"),

@@ -11,7 +11,7 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
-use crate::aws::{Aws, AwsError, ResultExt, service_code};
+use crate::aws::{Aws, AwsError, ResultExt};
 use crate::template::logical::ARTIFACTS_PREFIX;
 
 /// The host's bootstrap as cloud-init keeps the user data script.
@@ -55,12 +55,7 @@ pub fn pointer(binary_sha: &str, stack_sha: &str, env: Option<&str>) -> String {
 async fn exists(aws: &Aws, bucket: &str, key: &str) -> Result<bool, AwsError> {
     match aws.s3().head_object().bucket(bucket).key(key).send().await {
         Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error().is_some_and(|s| s.is_not_found())
-                || service_code(&e) == Some("NotFound") =>
-        {
-            Ok(false)
-        }
+        Err(e) if crate::aws::is_not_found(&e) => Ok(false),
         Err(e) => Err(AwsError::new(format!("looking for s3://{bucket}/{key}"), e)),
     }
 }

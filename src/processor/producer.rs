@@ -176,22 +176,6 @@ async fn send_when_free(
     Ok(())
 }
 
-/// Whether a whole-call failure is worth retrying.
-fn retryable(code: Option<&str>) -> bool {
-    !matches!(
-        code,
-        Some(
-            "ResourceNotFoundException"
-                | "AccessDeniedException"
-                | "ValidationException"
-                | "InvalidArgumentException"
-                | "KMSAccessDeniedException"
-                | "KMSDisabledException"
-                | "KMSNotFoundException"
-        )
-    )
-}
-
 async fn put_batch(
     kinesis: &aws_sdk_kinesis::Client,
     config: &ProducerConfig,
@@ -237,8 +221,9 @@ async fn put_batch(
                 failed
             }
             Err(e) => {
-                let code = crate::aws::service_code(&e).map(str::to_string);
-                if !retryable(code.as_deref()) {
+                // A missing stream, a refused request or key: the same
+                // call fails the same way again (src/aws decides which).
+                if !crate::aws::is_retryable(&e) {
                     stats.failed.fetch_add(pending.len() as u64, Relaxed);
                     return Err(AwsError::new(
                         format!("putting records into {}", config.stream),

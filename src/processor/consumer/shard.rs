@@ -314,8 +314,10 @@ async fn read_until_end(
                 Ok(out) => out,
                 Err(e) => {
                     ctx.metrics.at_tip(&shard, false);
-                    let code = crate::aws::service_code(&e).map(str::to_string);
-                    if code.as_deref() == Some("ExpiredIteratorException") {
+                    let service = e.as_service_error();
+                    let throttled =
+                        service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
+                    if service.is_some_and(|s| s.is_expired_iterator_exception()) {
                         // Iterators live five minutes: start again from the checkpoint.
                         continue 'iterators;
                     }
@@ -323,7 +325,7 @@ async fn read_until_end(
                     // Throttling is expected (the reader paces itself into
                     // it, sharing the shard with Firehose); anything else is
                     // worth a line.
-                    if code.as_deref() != Some("ProvisionedThroughputExceededException") {
+                    if !throttled {
                         eprintln!("consume: {e}; retrying");
                     }
                     stall.failed(ctx, &shard, &e.to_string()).await;

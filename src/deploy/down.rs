@@ -138,7 +138,17 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Inventory, AwsError> {
     }
     let mut pages = aws.s3().list_buckets().into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.aws("listing the account's buckets")?;
+        let page = match page.aws("listing the account's buckets") {
+            Ok(page) => page,
+            // ListBuckets needs s3:ListAllMyBuckets, which a deployer may
+            // lack: the tables are still checked, and a bucket in the way
+            // still fails the creation with its name.
+            Err(e) if e.is_permanent() => {
+                eprintln!("warning: {e}; a bucket left by an earlier stack is not looked for");
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         for bucket in page.buckets().iter().filter_map(|b| b.name()) {
             if Names::is_archive_bucket_of(bucket, stack, aws.region()) {
                 inv.bucket = bucket_data(aws, bucket).await?;

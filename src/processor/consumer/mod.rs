@@ -187,8 +187,10 @@ pub async fn sync_shards(
                 Err(e) if e.is_not_found() => true,
                 Err(e) => return Err(e),
             };
-        if gone {
-            let _ = leases.delete(&lease.shard_id).await?;
+        // Tidying: a lease that cannot go now goes on a later pass, and
+        // must not keep a worker from starting.
+        if gone && let Err(e) = leases.delete(&lease.shard_id).await {
+            eprintln!("consume: {e}; trying again next listing");
         }
     }
     Ok(shards.len())

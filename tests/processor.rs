@@ -11,32 +11,9 @@ use std::time::{Duration, Instant};
 use streamstack::aws::Aws;
 use streamstack::processor::batch::{self, InRecord, ItemShape};
 use support::{
-    Deployed, deployed, json_out, keys_under, s, scan_all, streamstack, streamstack_std,
+    Deployed, consume_until_idle, deployed, json_out, keys_under, s, scan_all, streamstack,
+    streamstack_std,
 };
-
-fn consume_until_idle(file: &str) -> serde_json::Value {
-    let out = streamstack()
-        .args(["--output", "json", "consume", file, "-e", "local"])
-        .args([
-            "--exit-when-idle",
-            "2",
-            "--lease-seconds",
-            "2",
-            "--lease-interval-ms",
-            "300",
-            "--idle-poll-ms",
-            "200",
-        ])
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "consume failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_out(&out)["metrics"].clone()
-}
 
 const INJECTED: [&[u8]; 4] = [
     b"{broken json",

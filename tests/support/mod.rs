@@ -195,6 +195,32 @@ pub fn down_deleting_data(file: &str) {
         .success();
 }
 
+/// `consume` until every shard is read to its tip, with short leases and
+/// polls; its final metrics.
+pub fn consume_until_idle(file: &str) -> serde_json::Value {
+    let out = streamstack()
+        .args(["--output", "json", "consume", file, "-e", "local"])
+        .args([
+            "--exit-when-idle",
+            "2",
+            "--lease-seconds",
+            "2",
+            "--lease-interval-ms",
+            "300",
+            "--idle-poll-ms",
+            "200",
+        ])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "consume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_out(&out)["metrics"].clone()
+}
+
 /// A copy of the shipped stack, deployed on the emulator without its local
 /// processor (the tests run their own consumers).
 pub struct Deployed {
@@ -205,11 +231,17 @@ pub struct Deployed {
 }
 
 pub async fn deployed(edit: impl Fn(String) -> String) -> Deployed {
+    deployed_with(edit, &["--no-processor"]).await
+}
+
+/// The same, with other `up` options (`--no-smoke`: the local processor runs).
+pub async fn deployed_with(edit: impl Fn(String) -> String, options: &[&str]) -> Deployed {
     let copy = stack_copy("tweets.yaml", edit);
     let file = copy.path.to_str().unwrap().to_string();
     let stack = format!("{}-local", copy.name);
     streamstack()
-        .args(["up", &file, "-e", "local", "--no-processor"])
+        .args(["up", &file, "-e", "local"])
+        .args(options)
         .assert()
         .success();
     Deployed {

@@ -162,7 +162,20 @@ fn fault_summary(who: &str, stats: &Value) {
 async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice() {
     const TWEETS: u64 = 20_000;
     const FIRST_ID: u64 = 7_000_000;
-    let d = deployed(|t| t).await;
+    // Pages of 100 records: about 200 GetRecords calls, so that 5% of them
+    // fault with near certainty (10,000-record pages made about 40 calls at
+    // the reader's 400 ms pace, and none faulted in 1 run of 7 or so).
+    let d = deployed(|t| {
+        assert!(
+            t.contains("get_records: 10000"),
+            "the shipped stack's batch line moved"
+        );
+        t.replace(
+            "batch: { put_records: 500, get_records: 10000, write_items: 25 }",
+            "batch: { put_records: 500, get_records: 100, write_items: 25 }",
+        )
+    })
+    .await;
     let want = expected(FIRST_ID, TWEETS);
     let dir = d.copy.dir.path().to_path_buf();
     // One proxy a process, so each process's retries can be set against the faults it met.

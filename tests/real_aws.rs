@@ -10,9 +10,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,7 @@ use serde_json::{Value, json};
 use streamstack::processor::batch::{self, InRecord, ItemKey, ItemShape};
 use streamstack::processor::metrics::ConsumerMetrics;
 use streamstack::processor::sink::{Sink, SinkTargets};
-use support::{
-    Deployed, deployed, endpoint, json_out, keys_under, s, scan_all, stack_copy, streamstack,
-};
+use support::{Deployed, deployed, json_out, keys_under, s, scan_all, stack_copy, streamstack};
 
 /// A v2 tweet as the X API sends it, one record.
 fn tweet(id: u64, text: &str, hashtags: &[&str]) -> Value {
@@ -292,25 +289,14 @@ struct HoldBack {
 
 impl HoldBack {
     fn start() -> Self {
-        let mut child = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/scripts/fault_proxy.py"
-            ))
-            .args(["--upstream", &endpoint(), "--rate", "0", "--kinds", "error"])
-            .args(["--calls", "dynamodb.BatchWriteItem"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("fault-proxy: listening on ")
-            .unwrap()
-            .to_string();
+        let (child, url) = support::start_fault_proxy(&[
+            "--rate",
+            "0",
+            "--kinds",
+            "error",
+            "--calls",
+            "dynamodb.BatchWriteItem",
+        ]);
         Self { child, url }
     }
 

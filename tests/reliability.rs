@@ -16,7 +16,6 @@
 mod support;
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,7 +23,7 @@ use std::time::Duration;
 use serde_json::Value;
 use streamstack::processor::batch::{self, BatchPlan, InRecord, ItemShape};
 use streamstack::processor::source::synthetic;
-use support::{Deployed, deployed, endpoint, json_out, keys_under, s, scan_all, streamstack_std};
+use support::{Deployed, deployed, json_out, keys_under, s, scan_all, streamstack_std};
 
 /// The synthetic source's default seed (`produce --seed`).
 const SYNTHETIC_SEED: u64 = 1;
@@ -90,29 +89,18 @@ struct FaultProxy {
 impl FaultProxy {
     fn start(seed: u64, rate: f64, dir: &Path) -> Self {
         let stats = dir.join(format!("fault-proxy-{seed}.json"));
-        let mut child = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/scripts/fault_proxy.py"
-            ))
-            .args(["--upstream", &endpoint()])
-            .args(["--rate", &rate.to_string(), "--seed", &seed.to_string()])
+        let (rate, seed) = (rate.to_string(), seed.to_string());
+        let (child, url) = support::start_fault_proxy(&[
+            "--rate",
+            &rate,
+            "--seed",
+            &seed,
             // Past the processor's 1 s call timeout set below.
-            .args(["--slow-seconds", "2"])
-            .arg("--stats-file")
-            .arg(&stats)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the fault proxy");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("fault-proxy: listening on ")
-            .unwrap_or_else(|| panic!("the fault proxy did not start: {line:?}"))
-            .to_string();
+            "--slow-seconds",
+            "2",
+            "--stats-file",
+            stats.to_str().unwrap(),
+        ]);
         Self { child, url, stats }
     }
 

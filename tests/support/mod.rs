@@ -251,3 +251,29 @@ pub async fn deployed_with(edit: impl Fn(String) -> String, options: &[&str]) ->
         aws: aws().await,
     }
 }
+
+/// Starts `scripts/fault_proxy.py` in front of the emulator with `args`;
+/// the process and the URL it listens on (read from its first line).
+pub fn start_fault_proxy(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/fault_proxy.py"
+        ))
+        .args(["--upstream", &endpoint()])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the fault proxy");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("fault-proxy: listening on ")
+        .unwrap_or_else(|| panic!("the fault proxy did not start: {line:?}"))
+        .to_string();
+    (child, url)
+}

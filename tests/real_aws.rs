@@ -408,7 +408,7 @@ async fn a_shard_held_back_turns_status_red_and_counts_in_the_stall_metric() {
             let out = aws
                 .cloudwatch()
                 .get_metric_statistics()
-                .namespace(streamstack::template::METRICS_NAMESPACE)
+                .namespace(streamstack::names::metrics::NAMESPACE)
                 .metric_name("StalledShards")
                 .dimensions(
                     aws_sdk_cloudwatch::types::Dimension::builder()

@@ -248,7 +248,7 @@ fn alarms_watch_the_right_metrics() {
     // One stalled shard is enough: its records wait however long it lasts.
     let stalled = alarm("StalledShardAlarm");
     assert_eq!(stalled["MetricName"], "StalledShards");
-    assert_eq!(stalled["Namespace"], template::METRICS_NAMESPACE);
+    assert_eq!(stalled["Namespace"], streamstack::names::metrics::NAMESPACE);
     assert_eq!(stalled["Statistic"], "Maximum");
     assert_eq!(stalled["Threshold"], 1.0);
     assert_eq!(
@@ -344,4 +344,15 @@ fn the_dashboard_shows_the_region_the_stack_is_deployed_in() {
     for widget in parsed["widgets"].as_array().unwrap() {
         assert_eq!(widget["properties"]["region"], "${AWS::Region}");
     }
+}
+
+/// `plan` and `up` read the shard count back from what they compiled: the
+/// reader must find it where the compiler puts it.
+#[test]
+fn the_compiled_templates_carry_the_shard_count_the_reshard_check_reads() {
+    use streamstack::deploy::reshard::{check, shard_count};
+    let count = |env| shard_count(&template::compile(&resolve("tweets.yaml", Some(env))));
+    assert_eq!((count("dev"), count("prod")), (Some(1), Some(4)));
+    // dev (1 shard) straight to prod's 4: two updates.
+    assert_eq!(check(1, 4).unwrap_err().steps, [2, 4]);
 }

@@ -13,7 +13,8 @@ use textplots::{Chart, Plot, Shape};
 
 use super::{Cli, Exit, Output, StackArgs, load, with_aws};
 use crate::aws::ResultExt;
-use crate::template::{METRICS_NAMESPACE, Names};
+use crate::names::Names;
+use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
 
 #[derive(Debug, Args)]
 pub struct MetricsArgs {

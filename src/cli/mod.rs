@@ -240,7 +240,7 @@ fn print_outputs(outputs: &std::collections::BTreeMap<String, String>) {
 /// The processor's view of a deployed stack: names from the stack file,
 /// the archive bucket from the stack's outputs (its name holds the account).
 struct Pipeline {
-    names: template::Names,
+    names: crate::names::Names,
     bucket: String,
     dead_letter_prefix: String,
     shape: crate::processor::batch::ItemShape,
@@ -248,7 +248,7 @@ struct Pipeline {
 }
 
 async fn pipeline(aws: &Aws, resolved: &Resolved) -> Result<Pipeline, Exit> {
-    let names = template::Names::new(resolved);
+    let names = crate::names::Names::new(resolved);
     let info = match crate::deploy::stack::describe(&aws.cloudformation(), &names.stack).await {
         Ok(Some(info)) => info,
         Ok(None) => {
@@ -263,7 +263,11 @@ async fn pipeline(aws: &Aws, resolved: &Resolved) -> Result<Pipeline, Exit> {
             return Err(Exit::Failed);
         }
     };
-    let Some(bucket) = info.outputs.get("ArchiveBucketName").cloned() else {
+    let Some(bucket) = info
+        .outputs
+        .get(crate::names::output::ARCHIVE_BUCKET_NAME)
+        .cloned()
+    else {
         eprintln!(
             "error: stack {} ({}) has no ArchiveBucketName output: is it a streamstack stack, and complete?",
             names.stack, info.status

@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::{Cli, Exit, Output, StackArgs, calls_line, load, shutdown_signal, with_aws};
 use crate::aws::call_stats;
+use crate::names::Names;
 use crate::processor::producer::{self, ProducerConfig, ProducerStats};
 use crate::processor::source::replay::{self, ReplayConfig};
 use crate::processor::source::synthetic::{self, SyntheticConfig};
-use crate::template::Names;
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {

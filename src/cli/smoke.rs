@@ -24,9 +24,9 @@ use serde_json::json;
 
 use super::{Cli, Exit, Output, StackArgs, load, pipeline, smoke_watch, with_aws};
 use crate::aws::{Aws, AwsError, ResultExt};
+use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
+use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
 use crate::processor::batch::{aggregate_pk, minute_at};
-use crate::template::METRICS_NAMESPACE;
-use crate::template::logical::{AGGREGATES_PK, AGGREGATES_SK};
 
 #[derive(Debug, Args)]
 pub struct SmokeArgs {

@@ -8,7 +8,7 @@ use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
 use crate::aws::{Aws, AwsError, ResultExt};
-use crate::template::METRICS_NAMESPACE;
+use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
 
 /// The alarms this stack's template creates, by name. DescribeAlarms'
 /// AlarmNamePrefix matches prefixes: `tweets-` would also bring
@@ -82,7 +82,12 @@ pub async fn first_heartbeat(
             .get_metric_statistics()
             .namespace(METRICS_NAMESPACE)
             .metric_name("Heartbeat")
-            .dimensions(Dimension::builder().name("Stack").value(stack).build())
+            .dimensions(
+                Dimension::builder()
+                    .name(crate::names::metrics::STACK_DIMENSION)
+                    .value(stack)
+                    .build(),
+            )
             .start_time(start)
             .end_time(DateTime::from(SystemTime::now() + Duration::from_secs(60)))
             .period(60)

@@ -56,7 +56,7 @@ pub fn run(args: &StackArgs, cli: &Cli) -> Exit {
             .collect();
         let processor = (resolved.stack.target == crate::spec::model::Target::Emulator)
             .then(|| crate::deploy::local_processor::inspect(&name));
-        let names = crate::template::Names::new(&resolved);
+        let names = crate::names::Names::new(&resolved);
         let shards = shard_views(&aws, &names).await.unwrap_or_else(|e| {
             eprintln!("warning: {e}");
             Vec::new()
@@ -237,7 +237,7 @@ impl ShardView {
 
 async fn shard_views(
     aws: &crate::aws::Aws,
-    names: &crate::template::Names,
+    names: &crate::names::Names,
 ) -> Result<Vec<ShardView>, crate::aws::AwsError> {
     use crate::processor::consumer::backlog::behind_checkpoint;
     let table = crate::processor::consumer::lease::LeaseTable::new(
@@ -284,11 +284,11 @@ async fn heartbeat_age_s(
     let out = aws
         .cloudwatch()
         .get_metric_statistics()
-        .namespace(crate::template::METRICS_NAMESPACE)
+        .namespace(crate::names::metrics::NAMESPACE)
         .metric_name("Heartbeat")
         .dimensions(
             aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("Stack")
+                .name(crate::names::metrics::STACK_DIMENSION)
                 .value(stack)
                 .build(),
         )

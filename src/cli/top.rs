@@ -11,9 +11,9 @@ use serde_json::json;
 
 use super::{Cli, Exit, Output, StackArgs, load, with_aws};
 use crate::aws::ResultExt;
+use crate::names::Names;
+use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
 use crate::processor::batch::{aggregate_pk, minute_at, tally};
-use crate::template::Names;
-use crate::template::logical::{AGGREGATES_PK, AGGREGATES_SK};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Dimension {

@@ -205,7 +205,7 @@ async fn ship_processor(
     args: &UpArgs,
 ) -> Result<String, String> {
     let bucket = outputs
-        .get("ArtifactsBucketName")
+        .get(crate::names::output::ARTIFACTS_BUCKET_NAME)
         .ok_or("the stack has no ArtifactsBucketName output")?;
     let shipped = crate::deploy::ship::ship(
         aws,

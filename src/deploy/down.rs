@@ -18,7 +18,7 @@ use super::DeployError;
 use super::progress::Progress;
 use super::stack::{self, Resource, Settled, Watch};
 use crate::aws::{Aws, AwsError, ResultExt, is_not_found};
-use crate::template::{Names, logical};
+use crate::names::{Names, logical};
 
 /// The data a stack still holds.
 #[derive(Debug, Default, Clone, Serialize)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::DeployError;
 use crate::aws::ResultExt;
-use crate::template::logical::STREAM;
+use crate::names::logical::STREAM;
 
 /// UpdateShardCount calls Kinesis allows a stream in a rolling 24 hours.
 pub const SCALINGS_PER_DAY: usize = 10;
@@ -176,16 +176,5 @@ mod tests {
         assert_eq!(shard_count(&provisioned), Some(4));
         let on_demand = json!({ "Resources": { "Stream": { "Properties": { "StreamModeDetails": { "StreamMode": "ON_DEMAND" } } } } });
         assert_eq!(shard_count(&on_demand), None);
-    }
-
-    #[test]
-    fn the_compiled_templates_carry_the_count() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/tweets.yaml");
-        let prod = crate::spec::load(&path, Some("prod")).unwrap();
-        let dev = crate::spec::load(&path, Some("dev")).unwrap();
-        let count = |r| shard_count(&crate::template::compile(r));
-        assert_eq!((count(&dev), count(&prod)), (Some(1), Some(4)));
-        // dev (1 shard) straight to prod's 4: two updates.
-        assert_eq!(check(1, 4).unwrap_err().steps, [2, 4]);
     }
 }

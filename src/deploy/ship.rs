@@ -12,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
 use crate::aws::{Aws, AwsError, ResultExt};
-use crate::template::logical::ARTIFACTS_PREFIX;
+use crate::names::artifacts;
 
 /// The host's bootstrap as cloud-init keeps the user data script.
 pub const BOOTSTRAP_ON_HOST: &str = "/var/lib/cloud/instance/scripts/part-001";
@@ -47,7 +47,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The pointer the bootstrap reads (see scripts/host-bootstrap.sh).
 pub fn pointer(binary_sha: &str, stack_sha: &str, env: Option<&str>) -> String {
     format!(
-        "key={ARTIFACTS_PREFIX}{binary_sha}/streamstack\nsha256={binary_sha}\nstack_key={ARTIFACTS_PREFIX}stacks/{stack_sha}.yaml\nenv={}\n",
+        "key={}\nsha256={binary_sha}\nstack_key={}\nenv={}\n",
+        artifacts::binary_key(binary_sha),
+        artifacts::stack_file_key(stack_sha),
         env.unwrap_or("")
     )
 }
@@ -99,17 +101,17 @@ pub async fn ship(
     let stack_bytes = read(stack_file)?;
     let stack_sha = sha256_hex(&stack_bytes);
 
-    let binary_key = format!("{ARTIFACTS_PREFIX}{sha}/streamstack");
+    let binary_key = artifacts::binary_key(&sha);
     let uploaded = !exists(aws, bucket, &binary_key).await?;
     if uploaded {
         put(aws, bucket, &binary_key, binary_bytes).await?;
     }
-    let stack_key = format!("{ARTIFACTS_PREFIX}stacks/{stack_sha}.yaml");
+    let stack_key = artifacts::stack_file_key(&stack_sha);
     if !exists(aws, bucket, &stack_key).await? {
         put(aws, bucket, &stack_key, stack_bytes).await?;
     }
     let wanted = pointer(&sha, &stack_sha, env);
-    let pointer_key = format!("{ARTIFACTS_PREFIX}current");
+    let pointer_key = artifacts::pointer_key();
     let current = match aws
         .s3()
         .get_object()

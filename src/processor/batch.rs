@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::deaggregate::deaggregate;
 use super::transform::{self, Tweet};
-use crate::template::logical::{AGGREGATES_PK, AGGREGATES_SK};
+use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK, AGGREGATES_TTL};
 
 /// One Kinesis record as read from a shard.
 #[derive(Debug, Clone)]
@@ -413,7 +413,7 @@ fn aggregate_items(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Vec<Map<Stri
             );
             item.insert("value".into(), Value::String(value));
             item.insert("tweet_id".into(), Value::String(tweet.id.clone()));
-            item.insert("expires_at".into(), Value::from(expires));
+            item.insert(AGGREGATES_TTL.into(), Value::from(expires));
             item
         })
         .collect()

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{AwsError, ResultExt};
-use crate::template::METRICS_NAMESPACE;
+use crate::names::metrics::{self as metric, NAMESPACE as METRICS_NAMESPACE};
 
 /// Counters of a consumer process (every shard it reads).
 #[derive(Debug, Default)]
@@ -200,7 +200,10 @@ impl ConsumerSnapshot {
     /// The period's data points: deltas since `before`, lag as a gauge, and
     /// a heartbeat (its absence is what the heartbeat alarm catches).
     pub fn data(&self, before: &ConsumerSnapshot, stack: &str) -> Vec<MetricDatum> {
-        let dim = Dimension::builder().name("Stack").value(stack).build();
+        let dim = Dimension::builder()
+            .name(metric::STACK_DIMENSION)
+            .value(stack)
+            .build();
         let datum = |name: &str, value: f64, unit: StandardUnit| {
             MetricDatum::builder()
                 .metric_name(name)
@@ -212,37 +215,37 @@ impl ConsumerSnapshot {
         let delta = |now: u64, then: u64| now.saturating_sub(then) as f64;
         let mut data = vec![
             datum(
-                "RecordsIn",
+                metric::RECORDS_IN,
                 delta(self.records_in, before.records_in),
                 StandardUnit::Count,
             ),
             datum(
-                "ItemsWritten",
+                metric::ITEMS_WRITTEN,
                 delta(self.tweets_stored, before.tweets_stored),
                 StandardUnit::Count,
             ),
             datum(
-                "DeadLetters",
+                metric::DEAD_LETTERS,
                 delta(self.dead_letters, before.dead_letters),
                 StandardUnit::Count,
             ),
             datum(
-                "MillisBehindLatest",
+                metric::MILLIS_BEHIND_LATEST,
                 self.millis_behind_latest as f64,
                 StandardUnit::Milliseconds,
             ),
-            datum("Heartbeat", 1.0, StandardUnit::Count),
+            datum(metric::HEARTBEAT, 1.0, StandardUnit::Count),
             // A gauge the stalled-shard alarm reads: shards whose reader has
             // retried the same work longer than the stall bound.
             datum(
-                "StalledShards",
+                metric::STALLED_SHARDS,
                 self.stalled_shards as f64,
                 StandardUnit::Count,
             ),
             // Every retry, the SDK's and the processor's own: a rise is the
             // first sign of throttling or an ailing endpoint.
             datum(
-                "Retries",
+                metric::RETRIES,
                 delta(
                     self.sdk_retries + self.unprocessed_retries + self.store_retries,
                     before.sdk_retries + before.unprocessed_retries + before.store_retries,
@@ -252,7 +255,7 @@ impl ConsumerSnapshot {
         ];
         if self.batches > before.batches {
             data.push(datum(
-                "BatchLatencyMillis",
+                metric::BATCH_LATENCY_MILLIS,
                 self.batch_latency_ms_mean as f64,
                 StandardUnit::Milliseconds,
             ));

@@ -6,8 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::names::METRICS_NAMESPACE;
 use super::{Template, get_att, key, r};
+use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
 
 pub const TOPIC: &str = "AlarmTopic";
 

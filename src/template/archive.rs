@@ -4,10 +4,10 @@
 use serde_json::{Value, json};
 
 use super::{Template, checkov_skips, get_att, iam, key, r, stream, sub};
+use crate::names::output;
 use crate::spec::model::{Compression, Encryption};
 
-pub const BUCKET: &str = "ArchiveBucket";
-pub const DELIVERY_STREAM: &str = "ArchiveDeliveryStream";
+pub use crate::names::logical::{ARCHIVE_BUCKET as BUCKET, DELIVERY_STREAM};
 const BUCKET_POLICY: &str = "ArchiveBucketPolicy";
 const ROLE: &str = "ArchiveDeliveryRole";
 const LOG_GROUP: &str = "ArchiveDeliveryLogGroup";
@@ -68,7 +68,7 @@ fn bucket(t: &mut Template<'_>) {
             "UpdateReplacePolicy": "Retain",
             "Metadata": checkov_skips(&skips),
             "Properties": {
-                "BucketName": t.names.bucket(),
+                "BucketName": sub(&t.names.bucket_pattern()),
                 "BucketEncryption": { "ServerSideEncryptionConfiguration": [encryption] },
                 "PublicAccessBlockConfiguration": {
                     "BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true,
@@ -82,7 +82,7 @@ fn bucket(t: &mut Template<'_>) {
     );
     tls_only_policy(t, BUCKET_POLICY, BUCKET);
     t.output(
-        "ArchiveBucketName",
+        output::ARCHIVE_BUCKET_NAME,
         "S3 bucket of the raw archive and dead letters",
         r(BUCKET),
     );

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::names::METRICS_NAMESPACE;
 use super::{Template, sub};
+use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
 
 /// The region every widget shows: the one the stack is deployed in, which
 /// `--region` may choose over the stack file's, resolved by Fn::Sub.

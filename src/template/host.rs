@@ -5,9 +5,10 @@
 
 use serde_json::{Value, json};
 
-use super::names::METRICS_NAMESPACE;
 use super::network::{self, Placement};
 use super::{Template, archive, checkov_skips, get_att, iam, key, r, stream, sub, table};
+use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
+use crate::names::output;
 use crate::spec::model::Encryption;
 
 pub const ROLE: &str = "HostRole";
@@ -21,10 +22,10 @@ const IMAGE_PARAMETER: &str = "HostImageId";
 const BOOTSTRAP: &str = include_str!("../../scripts/host-bootstrap.sh");
 
 /// The bucket `up` ships the processor binary and stack file to (by content hash).
-pub const ARTIFACTS_BUCKET: &str = "ArtifactsBucket";
+pub use crate::names::logical::ARTIFACTS_BUCKET;
 const ARTIFACTS_POLICY: &str = "ArtifactsBucketPolicy";
 /// Key prefix of the processor artifacts and of the `current` pointer.
-pub const ARTIFACTS_PREFIX: &str = "processor/";
+pub use crate::names::artifacts::PREFIX as ARTIFACTS_PREFIX;
 
 pub fn add(t: &mut Template<'_>) {
     artifacts(t);
@@ -128,7 +129,7 @@ fn artifacts(t: &mut Template<'_>) {
     );
     archive::tls_only_policy(t, ARTIFACTS_POLICY, ARTIFACTS_BUCKET);
     t.output(
-        "ArtifactsBucketName",
+        output::ARTIFACTS_BUCKET_NAME,
         "S3 bucket of the processor binary and stack file that `up` ships to the host",
         r(ARTIFACTS_BUCKET),
     );

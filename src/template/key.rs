@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{Template, get_att, iam, sub};
 
-pub const KEY: &str = "StackKey";
+pub use crate::names::logical::STACK_KEY as KEY;
 
 pub fn add(t: &mut Template<'_>) {
     if !t.has_stack_key() {

@@ -2,7 +2,7 @@
 //! the same bytes (keys are sorted, nothing depends on time or randomness).
 //!
 //! One file a resource family; each adds its resources and outputs to a
-//! [`Template`] and reads the names every family shares from [`Names`].
+//! [`Template`] and reads the names every family shares from [`crate::names`].
 
 mod alarms;
 mod archive;
@@ -10,25 +10,11 @@ mod dashboard;
 mod host;
 mod iam;
 mod key;
-mod names;
 mod network;
 mod stream;
 mod table;
 
-pub use names::{METRICS_NAMESPACE, Names};
-
-/// Logical ids and key attributes that commands outside the compiler need
-/// (teardown, status, the processor).
-pub mod logical {
-    pub use super::archive::{BUCKET as ARCHIVE_BUCKET, DELIVERY_STREAM};
-    pub use super::host::{ARTIFACTS_BUCKET, ARTIFACTS_PREFIX};
-    pub use super::key::KEY as STACK_KEY;
-    pub use super::stream::STREAM;
-    pub use super::table::{
-        AGGREGATES as AGGREGATES_TABLE, AGGREGATES_PK, AGGREGATES_SK, LEASE_CHECKPOINT,
-        LEASES as LEASE_TABLE, LEASES_PK, TABLE as TWEETS_TABLE,
-    };
-}
+pub use crate::names::Names;
 
 use serde_json::{Map, Value, json};
 

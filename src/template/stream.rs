@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{Template, get_att, key, r};
 use crate::spec::model::{CapacityMode, Encryption};
 
-pub const STREAM: &str = "Stream";
+pub use crate::names::logical::STREAM;
 
 pub fn add(t: &mut Template<'_>) {
     let spec = &t.stack.stream;

@@ -6,19 +6,10 @@ use serde_json::{Value, json};
 use super::{Template, checkov_skips, get_att, key, r};
 use crate::spec::model::{BillingMode, Encryption};
 
-pub const TABLE: &str = "TweetsTable";
-pub const AGGREGATES: &str = "AggregatesTable";
-pub const LEASES: &str = "LeaseTable";
-
-/// Key attributes of the aggregates table: `pk` = "{dimension}#{minute}", `sk` = the value counted.
-pub const AGGREGATES_PK: &str = "pk";
-pub const AGGREGATES_SK: &str = "sk";
-/// Key attribute of the lease table.
-pub const LEASES_PK: &str = "shard_id";
-/// Lease table attribute holding the last sequence number stored for a shard.
-pub const LEASE_CHECKPOINT: &str = "checkpoint";
-/// Expiry attribute of aggregate items (old minutes age out).
-pub const AGGREGATES_TTL: &str = "expires_at";
+pub use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK, AGGREGATES_TTL, LEASES_PK};
+pub use crate::names::logical::{
+    AGGREGATES_TABLE as AGGREGATES, LEASE_TABLE as LEASES, TWEETS_TABLE as TABLE,
+};
 
 pub fn add(t: &mut Template<'_>) {
     let spec = &t.stack.table;

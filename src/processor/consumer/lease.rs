@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::{AwsError, ResultExt, is_conditional_failure};
-use crate::template::logical::{LEASE_CHECKPOINT, LEASES_PK};
+use crate::names::attribute::{LEASE_CHECKPOINT, LEASES_PK};
 
 /// The checkpoint of a shard read to its end.
 pub const SHARD_END: &str = "SHARD_END";

@@ -48,7 +48,21 @@ pub fn run(args: &DownArgs, cli: &Cli) -> Exit {
                 Err(e) => eprintln!("warning: stopping the local processor of {stack}: {e}"),
             }
         }
-        match down::down(&aws, &stack, policy, POLL_INTERVAL).await {
+        let names = crate::names::Names::new(&resolved);
+        let stream = match crate::processor::consumer::backlog::unread_records(
+            &aws,
+            &names.stream,
+            &names.lease_table,
+        )
+        .await
+        {
+            Ok(unread) => unread.map(|unread_records| down::StreamData {
+                name: names.stream.clone(),
+                unread_records,
+            }),
+            Err(e) => return deploy_failed(&e.into()),
+        };
+        match down::down(&aws, &stack, policy, stream, POLL_INTERVAL).await {
             Ok(DownOutcome::NothingToDo) => {
                 match cli.output {
                     Output::Json => println!(

@@ -8,9 +8,6 @@
 
 use std::time::Duration;
 
-use crate::processor::consumer::backlog::behind_checkpoint;
-use crate::processor::consumer::lease::LeaseTable;
-use crate::processor::consumer::list_shards;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde::Serialize;
 
@@ -104,8 +101,13 @@ fn physical<'r>(resources: &'r [Resource], logical_id: &str) -> Option<&'r str> 
         .and_then(|r| r.physical_id.as_deref())
 }
 
-/// Takes stock of the data in the stack's bucket, tables and stream.
-pub async fn inventory(aws: &Aws, resources: &[Resource]) -> Result<Inventory, AwsError> {
+/// Takes stock of the data in the stack's bucket and tables; `stream` is
+/// what the caller counted in the stream (the consumer knows where it stands).
+pub async fn inventory(
+    aws: &Aws,
+    resources: &[Resource],
+    stream: Option<StreamData>,
+) -> Result<Inventory, AwsError> {
     let mut inv = Inventory {
         kms_key: physical(resources, logical::STACK_KEY).map(str::to_string),
         ..Default::default()
@@ -118,10 +120,7 @@ pub async fn inventory(aws: &Aws, resources: &[Resource]) -> Result<Inventory, A
             inv.tables.extend(table_data(aws, name).await?);
         }
     }
-    if let Some(stream) = physical(resources, logical::STREAM) {
-        let leases = physical(resources, logical::LEASE_TABLE);
-        inv.stream = stream_data(aws, stream, leases).await?;
-    }
+    inv.stream = stream;
     Ok(inv)
 }
 
@@ -224,54 +223,6 @@ async fn table_data(aws: &Aws, table: &str) -> Result<Option<TableData>, AwsErro
     }))
 }
 
-/// Records per shard read to tell "unread" (one GetRecords page).
-const UNREAD_SAMPLE: i32 = 10_000;
-
-async fn stream_data(
-    aws: &Aws,
-    stream: &str,
-    lease_table: Option<&str>,
-) -> Result<Option<StreamData>, AwsError> {
-    let kinesis = aws.kinesis();
-    let shards = match list_shards(&kinesis, stream).await {
-        Ok(shards) => shards,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut unread = 0;
-    for shard in shards {
-        let shard_id = shard.shard_id();
-        let checkpoint = match lease_table {
-            Some(table) => checkpoint(aws, table, shard_id).await?,
-            None => None,
-        };
-        // A finished shard (SHARD_END) or one gone past retention holds nothing unread.
-        unread += behind_checkpoint(
-            &kinesis,
-            stream,
-            shard_id,
-            checkpoint.as_deref(),
-            UNREAD_SAMPLE,
-            5,
-        )
-        .await?
-        .records;
-    }
-    Ok(Some(StreamData {
-        name: stream.to_string(),
-        unread_records: unread,
-    }))
-}
-
-async fn checkpoint(aws: &Aws, table: &str, shard_id: &str) -> Result<Option<String>, AwsError> {
-    let leases = LeaseTable::new(aws.dynamodb(), table, "down");
-    match leases.get(shard_id).await {
-        Ok(lease) => Ok(lease.and_then(|l| l.checkpoint)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataPolicy {
     /// Stop when data is present.
@@ -294,10 +245,13 @@ pub enum DownOutcome {
     },
 }
 
+/// Tears `stack` down by `policy`. `stream` is what the stack's stream
+/// still holds unread (None: no stream), counted by the caller before.
 pub async fn down(
     aws: &Aws,
     stack: &str,
     policy: DataPolicy,
+    stream: Option<StreamData>,
     poll: Duration,
 ) -> Result<DownOutcome, DeployError> {
     let cfn = aws.cloudformation();
@@ -305,7 +259,7 @@ pub async fn down(
         return down_leftovers(aws, stack, policy).await;
     };
     let resources = stack::resources(&cfn, &info.id).await?;
-    let inventory = inventory(aws, &resources).await?;
+    let inventory = inventory(aws, &resources, stream).await?;
     let has_data = inventory.has_data();
     for line in inventory.describe() {
         eprintln!("  {line}");

@@ -84,7 +84,7 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
                         // The failed creation may have left retained, named resources
                         // (bucket, tables) that would block the new one. Still empty, they go;
                         // holding data, they stay and we stop.
-                        let left = down::inventory(aws, &resources).await?;
+                        let left = down::inventory(aws, &resources, None).await?;
                         if left.has_data() {
                             return Err(DeployError::Stuck {
                                 stack: stack.to_string(),

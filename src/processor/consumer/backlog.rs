@@ -3,9 +3,10 @@
 //! (from the checkpoint, not from the reader's last GetRecords, so a reader
 //! stuck on a slice shows), `down` counts it as data not yet read.
 
-use super::lease::SHARD_END;
+use super::lease::{LeaseTable, SHARD_END};
+use super::list_shards;
 use super::shard::iterator_after;
-use crate::aws::{AwsError, ResultExt};
+use crate::aws::{Aws, AwsError, ResultExt};
 
 /// The records of one shard after its checkpoint, as far as was read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -77,6 +78,51 @@ pub async fn behind_checkpoint(
         iterator = page.next_shard_iterator().map(str::to_string);
     }
     Ok(backlog)
+}
+
+/// Records per shard read to tell "unread" (one GetRecords page).
+pub const UNREAD_SAMPLE: i32 = 10_000;
+
+/// The records of `stream` after the consumer's checkpoints (every retained
+/// record of a shard without one), at most [`UNREAD_SAMPLE`] a shard; None
+/// when there is no such stream. `down` counts them as data not yet stored.
+pub async fn unread_records(
+    aws: &Aws,
+    stream: &str,
+    lease_table: &str,
+) -> Result<Option<u64>, AwsError> {
+    let kinesis = aws.kinesis();
+    let shards = match list_shards(&kinesis, stream).await {
+        Ok(shards) => shards,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut unread = 0;
+    for shard in shards {
+        let shard_id = shard.shard_id();
+        let checkpoint = checkpoint(aws, lease_table, shard_id).await?;
+        // A finished shard (SHARD_END) or one gone past retention holds nothing unread.
+        unread += behind_checkpoint(
+            &kinesis,
+            stream,
+            shard_id,
+            checkpoint.as_deref(),
+            UNREAD_SAMPLE,
+            5,
+        )
+        .await?
+        .records;
+    }
+    Ok(Some(unread))
+}
+
+async fn checkpoint(aws: &Aws, table: &str, shard_id: &str) -> Result<Option<String>, AwsError> {
+    let leases = LeaseTable::new(aws.dynamodb(), table, "down");
+    match leases.get(shard_id).await {
+        Ok(lease) => Ok(lease.and_then(|l| l.checkpoint)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,12 @@ kinesis_shards         no lost records under concurrent PutRecords; O(1) sequenc
 kinesis_reshard        closed shards end, keep their records; sequence numbers validated
 =====================  ==============================================================
 
+Two modules are shared by the others and patch nothing themselves:
+``cfn_resource_handler`` is the one base of the resource handlers above
+(cfn_firehose, cfn_alarm, cfn_log_stream, cfn_bucket_policy), and
+``stack_events_core`` the shared core of stack events (cfn_events,
+cfn_failures, cfn_delete_order, cfn_placeholder).
+
 ``apply_all()`` installs them; ``python -m streamstack_emulator`` runs the server.
 """
 

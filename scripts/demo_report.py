@@ -6,20 +6,77 @@ Reads what the pipeline wrote with boto3 (from the emulator's virtualenv),
 through the same standard settings as the tool (AWS_ENDPOINT_URL and
 friends): a second, independent look at the data, not the processor's word.
 
-usage: demo_report.py STACK EXPECTED_TWEETS EXPECTED_DEAD_LETTERS TIMEOUT_S
+The archive counts only what the replay put there: records of REPLAY_FILE's
+tweets (by id) in archive objects written since REPLAY_STARTED (Unix seconds,
+taken just before the replay). Objects from before, such as the smoke canary
+of `up`, do not count. Firehose writes a buffer when its interval has passed,
+so the archive trails DynamoDB by up to that interval; on timeout the report
+says how many replayed tweets it saw archived.
+
+usage: demo_report.py STACK EXPECTED_TWEETS EXPECTED_DEAD_LETTERS TIMEOUT_S REPLAY_FILE REPLAY_STARTED
 """
 import gzip
+import json
 import sys
 import time
 
 import boto3
 
 
-def main(stack: str, expected: int, expected_dead: int, timeout: float) -> int:
-    ddb, s3, cfn, cw = (boto3.client(s) for s in ("dynamodb", "s3", "cloudformation", "cloudwatch"))
+def tweet_id(doc: object) -> str | None:
+    """The id of a tweet record: a v2 message ({"data": tweet}), a bare tweet or a v1.1 one."""
+    tweet = doc.get("data", doc) if isinstance(doc, dict) else None
+    if not isinstance(tweet, dict):
+        return None
+    found = tweet.get("id_str") or tweet.get("id")
+    return str(found) if found is not None else None
+
+
+def replayed_ids(path: str) -> set[str]:
+    """The ids of the tweets in a replay file (one JSON document a line; a v2 page holds many)."""
+    ids = set()
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue  # a malformed line: a dead letter, never archived as a tweet
+            data = doc.get("data") if isinstance(doc, dict) else None
+            for tweet in data if isinstance(data, list) else [doc]:
+                if (found := tweet_id(tweet)) is not None:
+                    ids.add(found)
+    return ids
+
+
+def records(body: bytes) -> list[object]:
+    """The records of an archive object: Firehose concatenates them as they came, with no separator."""
+    text, decoder, out, at = body.decode("utf-8", "replace"), json.JSONDecoder(), [], 0
+    while at < len(text):
+        try:
+            doc, end = decoder.raw_decode(text, at)
+        except ValueError:
+            out.append(None)  # not JSON from here on: counted as one record that is no tweet
+            break
+        out.append(doc)
+        at = end
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return out
+
+
+def main(stack: str, expected: int, expected_dead: int, timeout: float, replay_file: str, replay_started: float) -> int:
+    ddb, s3, cfn, cw, firehose = (
+        boto3.client(s) for s in ("dynamodb", "s3", "cloudformation", "cloudwatch", "firehose")
+    )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])}
     bucket, table = outputs["ArchiveBucketName"], outputs["TableName"]
     prefix = outputs.get("DeadLetterPrefix", "dead-letters/")
+    delivery = firehose.describe_delivery_stream(DeliveryStreamName=outputs["DeliveryStreamName"])
+    destination = delivery["DeliveryStreamDescription"]["Destinations"][0]
+    s3_destination = destination.get("ExtendedS3DestinationDescription") or destination.get("S3DestinationDescription")
+    interval = (s3_destination or {}).get("BufferingHints", {}).get("IntervalInSeconds")
+    flushes = f"Firehose writes its buffer every {interval} s" if interval else "Firehose writes at its buffer interval"
+    wanted = replayed_ids(replay_file)
 
     def count_items() -> int:
         total, kwargs = 0, {"TableName": table, "Select": "COUNT"}
@@ -30,32 +87,43 @@ def main(stack: str, expected: int, expected_dead: int, timeout: float) -> int:
                 return total
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def keys(pfx: str) -> list[str]:
+    def objects(pfx: str) -> list[dict]:
         out = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=pfx):
-            out += [o["Key"] for o in page.get("Contents", [])]
+            out += page.get("Contents", [])
         return out
+
+    seen: dict[str, list[object]] = {}  # archive key -> its records (objects are written once)
+
+    def archive() -> tuple[int, int, int, int, int]:
+        """Replayed tweets archived since the replay (distinct), the objects and records written since
+        (replayed or not), and the objects and records of the archive in all."""
+        everything = objects("raw/")
+        for o in everything:
+            if o["Key"] not in seen:
+                seen[o["Key"]] = records(gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()))
+        since = [o["Key"] for o in everything if o["LastModified"].timestamp() >= replay_started]
+        found = {i for k in since for i in map(tweet_id, seen[k]) if i in wanted}
+        return (len(found), len(since), sum(len(seen[k]) for k in since),
+                len(everything), sum(len(seen[o["Key"]]) for o in everything))
 
     start = time.monotonic()
     last = None
     while True:
-        stored, archived, dead = count_items(), keys("raw/"), keys(prefix)
-        state = (stored, len(archived), len(dead))
+        stored, dead = count_items(), objects(prefix)
+        figures = archive()
+        state = (stored, len(dead), figures)
         if state != last:
             print(f"demo: {stored}/{expected} tweets in DynamoDB, {len(dead)} dead letters, "
-                  f"{len(archived)} archive object(s) in S3 ({time.monotonic() - start:.0f} s; "
-                  "Firehose flushes its buffer at its interval)", flush=True)
+                  f"{figures[0]}/{len(wanted)} replayed tweets archived in S3 ({time.monotonic() - start:.0f} s; "
+                  f"{flushes})", flush=True)
             last = state
-        if stored >= expected and archived and len(dead) >= expected_dead:
+        done = stored >= expected and len(dead) >= expected_dead and figures[0] >= len(wanted)
+        if done or time.monotonic() - start > timeout:
             break
-        if time.monotonic() - start > timeout:
-            print(f"demo: gave up after {timeout:.0f} s", file=sys.stderr)
-            return 1
         time.sleep(2)
 
-    archived_records = sum(
-        gzip.decompress(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).count(b'{"data"') for k in archived
-    )
+    archived, objects_since, records_since, objects_all, records_all = figures
     alarms = cw.describe_alarms(AlarmNamePrefix=f"{stack}-")["MetricAlarms"]
     states: dict[str, int] = {}
     for a in alarms:
@@ -64,10 +132,17 @@ def main(stack: str, expected: int, expected_dead: int, timeout: float) -> int:
     print(f"=== {stack}: the pipeline at work ===")
     print(f"  tweets stored in DynamoDB   {stored} (the bundled data holds {expected} distinct tweets)")
     print(f"  dead letters in S3          {len(dead)} (s3://{bucket}/{prefix})")
-    print(f"  raw archive (Firehose)      {len(archived)} gzip object(s), {archived_records} records, s3://{bucket}/raw/")
+    print(f"  raw archive (Firehose)      {archived} of the {len(wanted)} replayed tweets, in {objects_since} gzip "
+          f"object(s) ({records_since} records) written since the replay; {objects_all} object(s), "
+          f"{records_all} records in all, s3://{bucket}/raw/")
+    if archived < len(wanted):
+        print(f"  the archive lags: {len(wanted) - archived} replayed tweets not archived after {timeout:.0f} s "
+              f"({flushes})")
     print(f"  alarms                      {', '.join(f'{n} {s}' for s, n in sorted(states.items())) or 'none'}")
-    return 0 if stored == expected else 1
+    if not done:
+        print(f"demo: gave up after {timeout:.0f} s", file=sys.stderr)
+    return 0 if done and stored == expected else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], float(sys.argv[6])))

@@ -25,28 +25,51 @@ kinesis_shards         no lost records under concurrent PutRecords; O(1) sequenc
 kinesis_reshard        closed shards end, keep their records; sequence numbers validated
 =====================  ==============================================================
 
+Two modules are shared by the others and patch nothing themselves:
+``cfn_resource_handler`` is the one base of the resource handlers above
+(cfn_firehose, cfn_alarm, cfn_log_stream, cfn_bucket_policy), and
+``stack_events_core`` the shared core of stack events (cfn_events,
+cfn_failures, cfn_delete_order, cfn_placeholder).
+
 ``apply_all()`` installs them; ``python -m streamstack_emulator`` runs the server.
 """
 
 from __future__ import annotations
 
-import logging
-
 import moto
 
-log = logging.getLogger("streamstack_emulator")
-
 MOTO_VERSION = "5.2.1"  # the version whose internals these patches were written against
+REQUIREMENTS = "scripts/requirements-emulator.txt"  # pins moto[server]==MOTO_VERSION
+
+
+class UnsupportedMotoVersion(RuntimeError):
+    """The installed moto is not the one the extensions were written for."""
+
+
+def check_moto_version(installed: str | None = None) -> None:
+    """Refuse any moto but MOTO_VERSION (default: the installed one).
+
+    The extensions patch moto's internals; on another version they may fail
+    outright or, worse, patch the wrong thing and let a gap through unseen.
+    """
+    installed = moto.__version__ if installed is None else installed
+    if installed != MOTO_VERSION:
+        raise UnsupportedMotoVersion(
+            f"moto {installed} is installed, but the streamstack emulator extensions were written for "
+            f"moto {MOTO_VERSION} (the only version supported: they patch moto's internals). "
+            f"Install the pinned one: .venv/emulator/bin/python -m pip install -r {REQUIREMENTS} "
+            f"(it pins moto[server]=={MOTO_VERSION}). To move to another moto, change that pin and "
+            "MOTO_VERSION in scripts/emulator/streamstack_emulator/__init__.py together, then run "
+            "`scripts/emulator.sh test` (scripts/emulator/README.md, \"Upgrading moto\")."
+        )
 
 
 def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
-    """Install every extension; returns the Firehose delivery loop when started."""
-    if moto.__version__ != MOTO_VERSION:
-        log.warning(
-            "moto %s found, the streamstack extensions target %s: run `scripts/emulator.sh test`",
-            moto.__version__,
-            MOTO_VERSION,
-        )
+    """Install every extension; returns the Firehose delivery loop when started.
+
+    Raises UnsupportedMotoVersion, before patching anything, on a moto other than MOTO_VERSION.
+    """
+    check_moto_version()
     from moto.cloudformation import parsing
 
     # Defining these CloudFormationModel subclasses registers their types...

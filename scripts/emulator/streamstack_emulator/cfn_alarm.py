@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.cloudwatch.models import (
     Dimension,
     Metric,
@@ -25,6 +24,8 @@ from moto.cloudwatch.models import (
     cloudwatch_backends,
 )
 from moto.core.common_models import CloudFormationModel
+
+from .cfn_resource_handler import ResourceHandlerWithAttributes
 
 
 def _int(value: Any) -> int | None:
@@ -79,38 +80,18 @@ def _metric_data_queries(metrics: list[dict[str, Any]] | None) -> list[MetricDat
     return queries
 
 
-class CloudWatchAlarmResource(CloudFormationModel):
+class CloudWatchAlarmResource(ResourceHandlerWithAttributes, CloudFormationModel):
     """Stack-side handle of an alarm that lives in moto's CloudWatch backend."""
 
+    cfn_type = "AWS::CloudWatch::Alarm"
+    cfn_name_property = "AlarmName"
+    cfn_attributes = {"Arn": "arn"}
+
     def __init__(self, account_id: str, region_name: str, name: str, arn: str):
+        super().__init__(name)
         self.account_id = account_id
         self.region_name = region_name
-        self.name = name
         self.arn = arn
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Arn",)
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        if attribute_name == "Arn":
-            return self.arn
-        raise UnformattedGetAttTemplateException()
-
-    def is_created(self) -> bool:
-        return True
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -164,17 +145,8 @@ class CloudWatchAlarmResource(CloudFormationModel):
         return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        self.delete_from_cloudformation_json(self.name, {}, account_id, region_name)
+    def delete_named(cls, name: str, account_id: str, region_name: str) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([name])
 
 
 def apply() -> None:

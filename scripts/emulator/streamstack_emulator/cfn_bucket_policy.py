@@ -33,31 +33,19 @@ from moto.s3.exceptions import MissingBucket
 from moto.s3.models import s3_backends
 from moto.utilities.utils import get_partition
 
+from .cfn_resource_handler import ResourceHandler
+
 
 def _backend(account_id: str, region_name: str) -> Any:
     return s3_backends[account_id][get_partition(region_name)]
 
 
-class BucketPolicyResource(CloudFormationModel):
-    """Stack-side handle of the policy of one bucket in moto's S3 backend."""
+class BucketPolicyResource(ResourceHandler, CloudFormationModel):
+    """Stack-side handle of the policy of one bucket in moto's S3 backend;
+    ``name`` is the bucket's (the physical id, as on AWS)."""
 
-    def __init__(self, bucket_name: str):
-        self.bucket_name = bucket_name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.bucket_name
-
-    def is_created(self) -> bool:
-        return True
+    cfn_type = "AWS::S3::BucketPolicy"
+    already_gone = (MissingBucket,)
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -84,25 +72,13 @@ class BucketPolicyResource(CloudFormationModel):
         region_name: str,
     ) -> BucketPolicyResource:
         new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-        if new.bucket_name != original_resource.bucket_name:
+        if new.name != original_resource.name:
             original_resource.delete(account_id, region_name)
         return new
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        try:
-            _backend(account_id, region_name).delete_bucket_policy(resource_name)
-        except MissingBucket:
-            pass
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        self.delete_from_cloudformation_json(self.bucket_name, {}, account_id, region_name)
+    def delete_named(cls, name: str, account_id: str, region_name: str) -> None:
+        _backend(account_id, region_name).delete_bucket_policy(name)
 
 
 def _only_for_plain_http(statement: dict[str, Any]) -> bool:

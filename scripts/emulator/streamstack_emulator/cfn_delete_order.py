@@ -24,7 +24,7 @@ from typing import Any
 
 from moto.cloudformation import parsing
 
-from .cfn_events import add_event, stack_of
+from .stack_events_core import add_event, stack_of
 
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
 

@@ -17,7 +17,9 @@ Patch: wrap the module-level functions of ``moto.cloudformation.parsing`` that
 create, update and delete one resource (``ResourceMap`` looks them up at call
 time) to append resource events to the owning stack, tag a raised exception
 with the failing logical id (used by ``cfn_failures``), and keep the previous
-resource when moto cannot update it, saying so in the event's reason.
+resource when moto cannot update it, saying so in the event's reason. The
+events themselves are written by ``stack_events_core``, shared with the other
+modules that report on stacks.
 """
 
 from __future__ import annotations
@@ -25,56 +27,16 @@ from __future__ import annotations
 from typing import Any
 
 from moto.cloudformation import parsing
-from moto.cloudformation.models import Event, Stack
 
-FAILED_RESOURCE_ATTR = "_streamstack_failed_resource"
-DELETE_ERRORS_ATTR = "_streamstack_delete_errors"  # on a ResourceMap: logical id -> (type, physical id, exc)
-STATUS_REASON_ATTR = "streamstack_status_reason"  # on a resource: reason of its CREATE_COMPLETE event
-
-
-def stack_of(resources_map: Any) -> Stack | None:
-    """The Stack owning a ResourceMap (back-reference set in ``apply``)."""
-    return getattr(resources_map, "_streamstack_stack", None)
-
-
-def add_event(
-    stack: Stack | None,
-    logical_id: str,
-    resource_type: str,
-    status: str,
-    physical_id: str | None = None,
-    reason: str | None = None,
-) -> None:
-    if stack is None:
-        return
-    event = Event(
-        stack_id=stack.stack_id,
-        stack_name=stack.name,
-        logical_resource_id=logical_id,
-        physical_resource_id=physical_id or "",
-        resource_type=resource_type,
-        resource_status=status,
-        resource_status_reason=reason,
-        resource_properties=None,
-    )
-    event.sendToSns(stack.account_id, stack.region_name, stack.notification_arns)
-    stack.events.append(event)
-
-
-def describe_exception(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def tag_failure(exc: BaseException, logical_id: str, resource_type: str) -> bool:
-    """Remember the innermost failing resource on the exception; True if newly tagged."""
-    if getattr(exc, FAILED_RESOURCE_ATTR, None):
-        return False
-    try:
-        setattr(exc, FAILED_RESOURCE_ATTR, (logical_id, resource_type))
-    except AttributeError:
-        return False
-    return True
+from .stack_events_core import (
+    DELETE_ERRORS_ATTR,
+    STATUS_REASON_ATTR,
+    add_event,
+    describe_exception,
+    link_resource_maps,
+    stack_of,
+    tag_failure,
+)
 
 
 def _physical_id(resource: Any) -> str | None:
@@ -87,14 +49,7 @@ def apply() -> None:
     if getattr(parsing, "_streamstack_events_patched", False):
         return
 
-    original_resource_map = Stack._create_resource_map
-
-    def _create_resource_map(self: Stack) -> Any:
-        resource_map = original_resource_map(self)
-        resource_map._streamstack_stack = self
-        return resource_map
-
-    Stack._create_resource_map = _create_resource_map  # type: ignore[method-assign]
+    link_resource_maps()
 
     original_create = parsing.parse_and_create_resource
 

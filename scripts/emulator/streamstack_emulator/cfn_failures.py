@@ -32,7 +32,7 @@ from typing import Any
 from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformation_backends
 
 from .cfn_changeset import find_change_set
-from .cfn_events import DELETE_ERRORS_ATTR, FAILED_RESOURCE_ATTR, add_event, describe_exception, tag_failure
+from .stack_events_core import DELETE_ERRORS_ATTR, FAILED_RESOURCE_ATTR, add_event, describe_exception, tag_failure
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
 from moto.firehose.exceptions import ResourceNotFoundException
 from moto.firehose.models import firehose_backends
+
+from .cfn_resource_handler import ResourceHandlerWithAttributes
 
 # CloudFormation property -> keyword of FirehoseBackend.create_delivery_stream.
 # The nested property names of these configurations are the same in
@@ -36,39 +37,19 @@ _DESTINATIONS = {
 }
 
 
-class FirehoseDeliveryStreamResource(CloudFormationModel):
+class FirehoseDeliveryStreamResource(ResourceHandlerWithAttributes, CloudFormationModel):
     """Stack-side handle of a delivery stream that lives in moto's Firehose backend."""
 
+    cfn_type = "AWS::KinesisFirehose::DeliveryStream"
+    cfn_name_property = "DeliveryStreamName"
+    cfn_attributes = {"Arn": "arn"}
+    already_gone = (ResourceNotFoundException,)
+
     def __init__(self, account_id: str, region_name: str, name: str, arn: str):
+        super().__init__(name)
         self.account_id = account_id
         self.region_name = region_name
-        self.name = name
         self.arn = arn
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        # Lets moto generate "<stack>-<logicalId>-<RANDOM>" when no name is given.
-        return "DeliveryStreamName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::KinesisFirehose::DeliveryStream"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Arn",)
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        if attribute_name == "Arn":
-            return self.arn
-        raise UnformattedGetAttTemplateException()
-
-    def is_created(self) -> bool:
-        return True
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -109,20 +90,8 @@ class FirehoseDeliveryStreamResource(CloudFormationModel):
         return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        try:
-            firehose_backends[account_id][region_name].delete_delivery_stream(resource_name)
-        except ResourceNotFoundException:
-            pass  # already gone: deleting is idempotent in CloudFormation
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        self.delete_from_cloudformation_json(self.name, {}, account_id, region_name)
+    def delete_named(cls, name: str, account_id: str, region_name: str) -> None:
+        firehose_backends[account_id][region_name].delete_delivery_stream(name)
 
 
 def apply() -> None:

@@ -23,28 +23,22 @@ from moto.core.common_models import CloudFormationModel
 from moto.logs.exceptions import ResourceNotFoundException
 from moto.logs.models import logs_backends
 
+from .cfn_resource_handler import ResourceHandler
 
-class LogStreamResource(CloudFormationModel):
+
+class LogStreamResource(ResourceHandler, CloudFormationModel):
     """Stack-side handle of a log stream in moto's CloudWatch Logs backend."""
 
+    cfn_type = "AWS::Logs::LogStream"
+    cfn_name_property = "LogStreamName"
+    already_gone = (ResourceNotFoundException,)
+    # A stream is deleted through its group (``delete``), never by name alone:
+    # moto's class-level fallback stays skipped, as for any model without one.
+    delete_from_cloudformation_json = vars(CloudFormationModel)["delete_from_cloudformation_json"]
+
     def __init__(self, log_group_name: str, name: str):
+        super().__init__(name)
         self.log_group_name = log_group_name
-        self.name = name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "LogStreamName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Logs::LogStream"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    def is_created(self) -> bool:
-        return True
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -80,7 +74,7 @@ class LogStreamResource(CloudFormationModel):
     def delete(self, account_id: str, region_name: str) -> None:
         try:
             logs_backends[account_id][region_name].delete_log_stream(self.log_group_name, self.name)
-        except ResourceNotFoundException:
+        except self.already_gone:
             pass
 
 

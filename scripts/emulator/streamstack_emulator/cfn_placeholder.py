@@ -25,7 +25,7 @@ from typing import Any
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 
-from .cfn_events import STATUS_REASON_ATTR
+from .stack_events_core import STATUS_REASON_ATTR
 
 log = logging.getLogger("streamstack_emulator")
 

@@ -8,6 +8,8 @@ threaded server in the foreground, plus the Firehose delivery thread.
 
 ``--port 0`` binds a free port; ``--port-file`` receives the bound port once
 the server accepts connections (used by the tests). SIGTERM/SIGINT stop it.
+On a moto other than the one the extensions were written for it refuses to
+start (exit 1, the reason on stderr).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
-from . import MOTO_VERSION, apply_all
+from . import MOTO_VERSION, UnsupportedMotoVersion, apply_all
 
 log = logging.getLogger("streamstack_emulator")
 
@@ -50,7 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    delivery = apply_all(start_delivery=True, tick=args.tick)
+    try:
+        delivery = apply_all(start_delivery=True, tick=args.tick)
+    except UnsupportedMotoVersion as exc:
+        sys.exit(f"streamstack emulator: refusing to start: {exc}")
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(args.host, args.port, app, threaded=True)
     port = server.server_port

@@ -22,6 +22,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::aws::{Aws, AwsArgs};
 use crate::deploy::DeployError;
+use crate::logging::{LogFormat, LogSettings};
 use crate::spec::diagnostic::Report;
 use crate::spec::model::Target;
 use crate::spec::{self, LoadError, Resolved};
@@ -54,6 +55,15 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Log lines: human on a terminal and JSON otherwise (`auto`), or as named.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors in the log (-v and -q cancel out).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(subcommand)]
@@ -108,6 +118,14 @@ pub struct StackArgs {
 }
 
 pub fn run(cli: Cli) -> u8 {
+    crate::logging::init(
+        &LogSettings {
+            format: cli.log_format,
+            verbosity: (cli.verbose.min(10) as i8) - (cli.quiet.min(10) as i8),
+            color: color(),
+        },
+        None,
+    );
     let exit = match &cli.command {
         Command::Validate(args) => validate::run(args, cli.output),
         Command::Synth(args) => synth::run(args),

@@ -143,7 +143,7 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Inventory, AwsError> {
             // lack: the tables are still checked, and a bucket in the way
             // still fails the creation with its name.
             Err(e) if e.is_permanent() => {
-                eprintln!("warning: {e}; a bucket left by an earlier stack is not looked for");
+                tracing::warn!(error = %e, stack, "a bucket left by an earlier stack is not looked for");
                 break;
             }
             Err(e) => return Err(e),
@@ -262,11 +262,12 @@ pub async fn down(
     let inventory = inventory(aws, &resources, stream).await?;
     let has_data = inventory.has_data();
     for line in inventory.describe() {
-        eprintln!("  {line}");
+        tracing::info!(stack, "{line}");
     }
     if has_data && policy == DataPolicy::Refuse {
         return Err(DeployError::DataPresent {
             stack: stack.to_string(),
+            data: inventory.describe().join("; "),
         });
     }
     // The artifacts bucket holds the tool's own binaries, rebuilt from
@@ -343,14 +344,18 @@ async fn down_leftovers(
     if inventory.is_empty() {
         return Ok(DownOutcome::NothingToDo);
     }
-    eprintln!("  stack {stack} is gone, but resources it retained are left:");
+    tracing::info!(
+        stack,
+        "the stack is gone, but resources it retained are left"
+    );
     for line in inventory.describe() {
-        eprintln!("  {line}");
+        tracing::info!(stack, "{line}");
     }
     let has_data = inventory.has_data();
     match policy {
         DataPolicy::Refuse if has_data => Err(DeployError::DataPresent {
             stack: stack.to_string(),
+            data: inventory.describe().join("; "),
         }),
         DataPolicy::Keep => Ok(DownOutcome::Leftovers {
             inventory,
@@ -438,7 +443,11 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> Result<u64, AwsError> {
             });
         }
         deleted += count;
-        eprintln!("  emptied {deleted} object version(s) from {bucket}");
+        tracing::info!(
+            bucket,
+            deleted,
+            "emptied {deleted} object version(s) from {bucket}"
+        );
     }
 }
 
@@ -446,7 +455,7 @@ pub async fn empty_bucket(aws: &Aws, bucket: &str) -> Result<u64, AwsError> {
 pub async fn delete_retained(aws: &Aws, inventory: &Inventory) -> Result<(), AwsError> {
     if let Some(bucket) = &inventory.bucket {
         match aws.s3().delete_bucket().bucket(&bucket.name).send().await {
-            Ok(_) => eprintln!("  deleted bucket {}", bucket.name),
+            Ok(_) => tracing::info!(bucket = %bucket.name, "deleted bucket {}", bucket.name),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(AwsError::new(format!("deleting bucket {}", bucket.name), e)),
         }
@@ -459,7 +468,7 @@ pub async fn delete_retained(aws: &Aws, inventory: &Inventory) -> Result<(), Aws
             .send()
             .await
         {
-            Ok(_) => eprintln!("  deleted table {}", table.name),
+            Ok(_) => tracing::info!(table = %table.name, "deleted table {}", table.name),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(AwsError::new(format!("deleting table {}", table.name), e)),
         }
@@ -474,7 +483,7 @@ pub async fn delete_retained(aws: &Aws, inventory: &Inventory) -> Result<(), Aws
             .send()
             .await
         {
-            Ok(_) => eprintln!("  scheduled KMS key {key} for deletion in 7 days"),
+            Ok(_) => tracing::info!(key, "scheduled KMS key {key} for deletion in 7 days"),
             // Gone, or already pending deletion.
             Err(e)
                 if is_not_found(&e)

@@ -44,9 +44,9 @@ pub enum DeployError {
     ReplacementRefused(String),
     /// Data is present and neither `--delete-data` nor `--keep-data` was given.
     #[error(
-        "refusing to tear down stack {stack}: it still holds data (see above); rerun with --delete-data or --keep-data"
+        "refusing to tear down stack {stack}: it still holds data ({data}); rerun with --delete-data or --keep-data"
     )]
-    DataPresent { stack: String },
+    DataPresent { stack: String, data: String },
     /// The stack is in a state this command cannot start from.
     #[error("stack {stack} is in {status}: {advice}")]
     Stuck {

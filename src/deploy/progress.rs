@@ -81,8 +81,9 @@ impl Progress {
         }
         self.last_line = Instant::now();
         match &self.bar {
+            // On a terminal the bar owns the screen: lines go above it.
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => tracing::info!(stack = %self.stack, "{text}"),
         }
     }
 
@@ -136,12 +137,17 @@ impl Progress {
             bar.finish_and_clear();
         }
         if !self.quiet {
-            eprintln!(
-                "{} {}: {status} after {:.1}s [{}/{}]",
+            let elapsed_s = self.started.elapsed().as_secs_f64();
+            let done = self.finished.len().min(self.total);
+            tracing::info!(
+                stack = %self.stack,
+                status,
+                elapsed_s,
+                done,
+                total = self.total,
+                "{} {}: {status} after {elapsed_s:.1}s [{done}/{}]",
                 self.verb,
                 self.stack,
-                self.started.elapsed().as_secs_f64(),
-                self.finished.len().min(self.total),
                 self.total
             );
         }

@@ -34,6 +34,40 @@ pub fn is_in_progress(status: &str) -> bool {
     status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS"
 }
 
+/// Where a stack stands for a new change set: the one reading of its
+/// status that `up` (which settles it) and `plan` (which only reports) share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// No stack, or only the shell of a change set never executed
+    /// (REVIEW_IN_PROGRESS): a change set creates it.
+    Creatable,
+    /// An operation is running.
+    Busy,
+    /// Its creation failed; such a stack can only be deleted.
+    FailedCreation,
+    /// An update's rollback failed; it has to be continued.
+    RollbackFailed,
+    /// An earlier teardown failed.
+    DeleteFailed,
+    /// A stack a change set updates.
+    Updatable,
+}
+
+impl Standing {
+    pub fn of(status: Option<&str>) -> Self {
+        match status {
+            None | Some("REVIEW_IN_PROGRESS") => Standing::Creatable,
+            Some(s) if is_in_progress(s) => Standing::Busy,
+            Some("ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED") => {
+                Standing::FailedCreation
+            }
+            Some("UPDATE_ROLLBACK_FAILED") => Standing::RollbackFailed,
+            Some("DELETE_FAILED") => Standing::DeleteFailed,
+            Some(_) => Standing::Updatable,
+        }
+    }
+}
+
 fn is_terminal_resource_status(status: &str) -> bool {
     status.ends_with("_COMPLETE") || status.ends_with("_FAILED") || status == "DELETE_SKIPPED"
 }

@@ -6,7 +6,7 @@ use super::changeset::{self, Change, Kind, Prepared, Request};
 use super::down;
 use super::progress::Progress;
 use super::reshard;
-use super::stack::{self, Settled, StackInfo, Watch, is_healthy, is_in_progress};
+use super::stack::{self, Settled, StackInfo, Standing, Watch, is_healthy};
 use super::{DeployError, MAX_TEMPLATE_BODY};
 use crate::aws::{Aws, ResultExt};
 
@@ -46,12 +46,11 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
         let Some(info) = stack::describe(cfn, stack).await? else {
             return Ok(Kind::Create);
         };
-        let status = info.status.as_str();
-        match status {
+        match Standing::of(Some(&info.status)) {
             // A leftover of a change set that was never executed: create through it.
-            "REVIEW_IN_PROGRESS" => return Ok(Kind::Create),
-            s if is_in_progress(s) => {
-                eprintln!("stack {stack} is {s}: waiting for that operation to finish");
+            Standing::Creatable => return Ok(Kind::Create),
+            Standing::Busy => {
+                tracing::info!(stack, status = %info.status, "waiting for the running operation to finish");
                 let mut watch = Watch::start(cfn, &info.id).await?;
                 stack::wait(
                     cfn,
@@ -61,14 +60,12 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
                 )
                 .await?;
             }
-            "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" => {
-                let why = info
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "stack {stack} is in {status}: its creation failed earlier{why}, and such a stack can only be deleted. It holds no data that a retained resource would not keep: deleting it to create it anew."
+            Standing::FailedCreation => {
+                tracing::warn!(
+                    stack,
+                    status = %info.status,
+                    reason = info.reason.as_deref().unwrap_or("none given"),
+                    "its creation failed earlier, and such a stack can only be deleted. It holds no data that a retained resource would not keep: deleting it to create it anew"
                 );
                 let mut watch = Watch::start(cfn, &info.id).await?;
                 let resources = stack::resources(cfn, &info.id).await?;
@@ -112,8 +109,8 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
                     }
                 }
             }
-            "UPDATE_ROLLBACK_FAILED" => {
-                eprintln!("stack {stack} is in UPDATE_ROLLBACK_FAILED: continuing the rollback");
+            Standing::RollbackFailed => {
+                tracing::warn!(stack, status = %info.status, "continuing the failed update rollback");
                 let mut watch = Watch::start(cfn, &info.id).await?;
                 cfn.continue_update_rollback()
                     .stack_name(stack)
@@ -137,14 +134,14 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
                     }
                 }
             }
-            "DELETE_FAILED" => {
+            Standing::DeleteFailed => {
                 return Err(DeployError::Stuck {
                     stack: stack.to_string(),
                     status: info.status,
                     advice: "an earlier teardown failed; run `streamstack down` again, it says what blocks it".into(),
                 });
             }
-            _ => return Ok(Kind::Update),
+            Standing::Updatable => return Ok(Kind::Update),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Layers: `spec` (stack files: parse, validate) and `template` (compile to
 //! CloudFormation) are pure; `cli` is the edge that reads files and prints.
 
+pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod cost;

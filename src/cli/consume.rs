@@ -2,17 +2,13 @@
 //! letters -> S3) until Ctrl-C or SIGTERM, sharing the shards with every
 //! other consumer of the stack through the lease table.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, calls_line, load, pipeline, shutdown_signal, with_aws};
-use crate::aws::call_stats;
-use crate::processor::consumer::{self, WorkerConfig, lease::LeaseTable, shard::ReaderContext};
-use crate::processor::metrics::{self, ConsumerMetrics};
-use crate::processor::sink::{Sink, SinkTargets};
+use super::{Cli, Exit, Output, StackArgs, calls_line, in_environment, shutdown_signal};
+use crate::app::consume::{ConsumeOptions, consume};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -46,121 +42,27 @@ pub struct ConsumeArgs {
 }
 
 pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
-    let resolved = match load(&args.stack, cli.output) {
-        Ok(r) => r,
+    let options = ConsumeOptions {
+        exit_when_idle: args.exit_when_idle,
+        report_every: args.report_every,
+        no_metrics: args.no_metrics,
+        lease_seconds: args.lease_seconds,
+        lease_interval_ms: args.lease_interval_ms,
+        idle_poll_ms: args.idle_poll_ms,
+        stall_after: args.stall_after,
+    };
+    let report = match in_environment(cli, &args.stack, async |env| {
+        consume(&env, &options, shutdown_signal()).await
+    }) {
+        Ok(report) => report,
         Err(exit) => return exit,
     };
-    with_aws(cli, &resolved, async |aws| {
-        let p = match pipeline(&aws, &resolved).await {
-            Ok(p) => p,
-            Err(exit) => return exit,
-        };
-        let metrics = Arc::new(ConsumerMetrics::default());
-        let sink = Sink::new(
-            aws.dynamodb(),
-            aws.s3(),
-            SinkTargets {
-                tweets_table: p.names.table.clone(),
-                aggregates_table: p.names.aggregates_table.clone(),
-                bucket: p.bucket.clone(),
-                dead_letter_prefix: p.dead_letter_prefix.clone(),
-            },
-            p.batch.write_items as usize,
-            metrics.clone(),
+    eprintln!("consume: {}", calls_line(report.aws_calls));
+    if cli.output == Output::Json {
+        println!(
+            "{}",
+            json!({ "worker": report.worker, "metrics": report.metrics, "aws_calls": report.aws_calls })
         );
-        let worker = consumer::worker_id();
-        let ctx = Arc::new(ReaderContext {
-            kinesis: aws.kinesis(),
-            stream: p.names.stream.clone(),
-            leases: LeaseTable::new(aws.dynamodb(), &p.names.lease_table, &worker),
-            sink,
-            shape: p.shape.clone(),
-            metrics: metrics.clone(),
-            get_records: p.batch.get_records as i32,
-            idle_poll: Duration::from_millis(args.idle_poll_ms),
-            stall_after: args.stall_after,
-        });
-        let config = WorkerConfig {
-            lease_duration: Duration::from_secs(args.lease_seconds),
-            lease_interval: Duration::from_millis(args.lease_interval_ms),
-            ..WorkerConfig::default()
-        };
-        eprintln!(
-            "consume: worker {worker} reading {} into {} (dead letters: s3://{}/{})",
-            p.names.stream, p.names.table, p.bucket, p.dead_letter_prefix
-        );
-        let cancel = shutdown_signal();
-        let reporter_cancel = tokio_util::sync::CancellationToken::new();
-        let reporter = {
-            let metrics = metrics.clone();
-            let cloudwatch = (!args.no_metrics).then(|| aws.cloudwatch());
-            let stack = p.names.stack.clone();
-            let every = Duration::from_secs(args.report_every.max(1));
-            let stop = reporter_cancel.clone();
-            tokio::spawn(async move {
-                metrics::report_loop(&metrics, cloudwatch, &stack, every, stop).await;
-            })
-        };
-        if let Some(idle) = args.exit_when_idle {
-            let metrics = metrics.clone();
-            let cancel = cancel.clone();
-            // Never idle before a dead worker's leases could have expired and
-            // been taken over: "nothing to read" must mean nothing is left.
-            let settle = config.lease_duration + config.lease_interval * 2;
-            tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                let mut last = (u64::MAX, started);
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    let now = metrics.snapshot();
-                    // Idle: nothing new for a while, and every open shard is
-                    // read to its tip, by us or by another live worker (a
-                    // reader backing off after errors, or a lease lost and
-                    // not yet taken back, is not idle).
-                    let unsettled = metrics.unsettled.load(std::sync::atomic::Ordering::Relaxed);
-                    if now.records_in != last.0 || now.millis_behind_latest > 0 || unsettled > 0 {
-                        last = (now.records_in, tokio::time::Instant::now());
-                    } else if last.1.elapsed() >= Duration::from_secs(idle)
-                        && started.elapsed() >= settle
-                    {
-                        eprintln!("consume: idle for {idle} s, stopping");
-                        cancel.cancel();
-                        return;
-                    }
-                }
-            });
-        }
-        let stopping = cancel.clone();
-        let stop_requested = tokio::spawn(async move {
-            stopping.cancelled().await;
-            tokio::time::Instant::now()
-        });
-        let result = consumer::run(ctx, config, cancel).await;
-        if stop_requested.is_finished()
-            && let Ok(at) = stop_requested.await
-        {
-            eprintln!(
-                "consume: shut down in {} ms (batches stored, checkpoints written, leases released)",
-                at.elapsed().as_millis()
-            );
-        }
-        reporter_cancel.cancel();
-        let _ = reporter.await;
-        let snapshot = metrics.snapshot();
-        let calls = call_stats();
-        eprintln!("consume: {}", calls_line(calls));
-        if cli.output == Output::Json {
-            println!(
-                "{}",
-                json!({ "worker": worker, "metrics": snapshot, "aws_calls": calls })
-            );
-        }
-        match result {
-            Ok(()) => Exit::Ok,
-            Err(e) => {
-                eprintln!("error: {e}");
-                Exit::Failed
-            }
-        }
-    })
+    }
+    Exit::Ok
 }

@@ -7,7 +7,6 @@ mod plan;
 mod produce;
 mod schema;
 mod smoke;
-mod smoke_watch;
 mod status;
 mod synth;
 mod top;
@@ -20,13 +19,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::aws::{Aws, AwsArgs};
-use crate::deploy::DeployError;
+use crate::app::{AppError, Environment, Severity};
+use crate::aws::AwsArgs;
 use crate::logging::{LogFormat, LogSettings};
 use crate::spec::diagnostic::Report;
-use crate::spec::model::Target;
 use crate::spec::{self, LoadError, Resolved};
-use crate::template;
 
 /// Documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,64 +180,29 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// Runs `body` with the stack's AWS clients, on a runtime made for it.
-fn with_aws(cli: &Cli, resolved: &Resolved, body: impl AsyncFnOnce(Aws) -> Exit) -> Exit {
+/// Loads the stack, connects to its environment and runs `body` there, on
+/// a runtime made for it; a failure is printed and becomes its exit code.
+fn in_environment<T>(
+    cli: &Cli,
+    args: &StackArgs,
+    body: impl AsyncFnOnce(Environment) -> Result<T, AppError>,
+) -> Result<T, Exit> {
+    let resolved = load(args, cli.output)?;
     block_on(async {
-        match connect(cli, resolved).await {
-            Ok(aws) => body(aws).await,
-            Err(exit) => exit,
-        }
+        let env =
+            Environment::connect(resolved, &cli.aws, args.stack.clone(), args.env.clone()).await?;
+        body(env).await
     })
+    .map_err(|e| failed(&e))
 }
 
-/// Connects to AWS for a stack. An environment that targets the emulator
-/// must name an endpoint, so it can never reach an AWS account by mistake.
-async fn connect(cli: &Cli, resolved: &Resolved) -> Result<Aws, Exit> {
-    let aws = Aws::connect(&cli.aws, &resolved.stack.region).await;
-    if resolved.stack.target == Target::Emulator && aws.endpoint_url().is_none() {
-        eprintln!(
-            "error: stack {} targets the emulator, but no endpoint is set: set AWS_ENDPOINT_URL or --endpoint-url (`make up` does)",
-            resolved.stack_name()
-        );
-        return Err(Exit::Invalid);
-    }
-    Ok(aws)
-}
-
-/// The template as CloudFormation receives it, the stack tags, and the resource count.
-struct Deployment {
-    stack: String,
-    body: String,
-    tags: Vec<(String, String)>,
-    resource_count: usize,
-}
-
-fn deployment(resolved: &Resolved) -> Deployment {
-    let compiled = template::compile(resolved);
-    let resource_count = compiled["Resources"].as_object().map_or(0, |r| r.len());
-    let mut tags: Vec<(String, String)> = resolved
-        .stack
-        .tags
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    tags.push(("streamstack:stack".into(), resolved.stack_name()));
-    Deployment {
-        stack: resolved.stack_name(),
-        // Compact: CloudFormation counts the bytes of an inline template.
-        body: serde_json::to_string(&compiled).expect("a JSON value always serializes"),
-        tags,
-        resource_count,
-    }
-}
-
-/// Prints a deploy error and maps it to an exit code.
-fn deploy_failed(e: &DeployError) -> Exit {
+/// The one place errors become exit codes: prints the error and maps it.
+fn failed(e: &AppError) -> Exit {
     eprintln!("error: {e}");
-    if e.is_refusal() {
-        Exit::Refused
-    } else {
-        Exit::Failed
+    match e.severity() {
+        Severity::Invalid => Exit::Invalid,
+        Severity::Refused => Exit::Refused,
+        Severity::Failed => Exit::Failed,
     }
 }
 
@@ -253,57 +215,6 @@ fn print_outputs(outputs: &std::collections::BTreeMap<String, String>) {
     for (key, value) in outputs {
         println!("  {key:<width$}  {value}");
     }
-}
-
-/// The processor's view of a deployed stack: names from the stack file,
-/// the archive bucket from the stack's outputs (its name holds the account).
-struct Pipeline {
-    names: crate::names::Names,
-    bucket: String,
-    dead_letter_prefix: String,
-    shape: crate::processor::batch::ItemShape,
-    batch: crate::spec::model::BatchSpec,
-}
-
-async fn pipeline(aws: &Aws, resolved: &Resolved) -> Result<Pipeline, Exit> {
-    let names = crate::names::Names::new(resolved);
-    let info = match crate::deploy::stack::describe(&aws.cloudformation(), &names.stack).await {
-        Ok(Some(info)) => info,
-        Ok(None) => {
-            eprintln!(
-                "error: stack {} does not exist: run `streamstack up` first",
-                names.stack
-            );
-            return Err(Exit::Failed);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(Exit::Failed);
-        }
-    };
-    let Some(bucket) = info
-        .outputs
-        .get(crate::names::output::ARCHIVE_BUCKET_NAME)
-        .cloned()
-    else {
-        eprintln!(
-            "error: stack {} ({}) has no ArchiveBucketName output: is it a streamstack stack, and complete?",
-            names.stack, info.status
-        );
-        return Err(Exit::Failed);
-    };
-    let table = &resolved.stack.table;
-    Ok(Pipeline {
-        bucket,
-        dead_letter_prefix: resolved.stack.archive.dead_letter_prefix.clone(),
-        shape: crate::processor::batch::ItemShape {
-            partition_key: table.partition_key.clone(),
-            ttl: table.ttl_attribute.clone().zip(table.ttl_days),
-            aggregates_ttl_days: table.ttl_days.unwrap_or(30),
-        },
-        batch: resolved.stack.processor.batch.clone(),
-        names,
-    })
 }
 
 /// What the SDK had to retry, for a run's closing lines.

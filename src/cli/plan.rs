@@ -1,13 +1,12 @@
-//! `streamstack plan`: what `up` would change, from a change set that is
-//! deleted afterwards (and the stack shell too when the stack did not exist).
+//! `streamstack plan`: what `up` would change, and the cost estimate.
 
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, deploy_failed, deployment, load, with_aws};
-use crate::deploy::changeset::{self, Change, Kind, Prepared, Request};
-use crate::deploy::stack::{self, is_in_progress};
-use crate::deploy::{DeployError, POLL_INTERVAL};
+use super::{Cli, Exit, Output, StackArgs, in_environment};
+use crate::app::plan::{PlanReport, plan};
+use crate::cost::Workload;
+use crate::deploy::changeset::{self, Kind};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -25,96 +24,22 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: &PlanArgs, cli: &Cli) -> Exit {
-    let resolved = match load(&args.stack, cli.output) {
-        Ok(r) => r,
-        Err(exit) => return exit,
+    let workload = Workload {
+        records_per_s: args.records_per_s,
+        record_kb: args.record_kb,
+        ..Default::default()
     };
-    with_aws(cli, &resolved, async |aws| {
-        let d = deployment(&resolved);
-        match plan(&aws.cloudformation(), &d.stack, &d.body, &d.tags).await {
-            Ok((kind, changes)) => {
-                let workload = crate::cost::Workload {
-                    records_per_s: args.records_per_s,
-                    record_kb: args.record_kb,
-                    ..Default::default()
-                };
-                let cost =
-                    crate::cost::estimate(&resolved, workload, &crate::cost::Prices::us_east_1());
-                print_plan(&d.stack, kind, &changes, &cost, cli.output);
-                if args.detailed_exitcode && !changes.is_empty() {
-                    Exit::Changes
-                } else {
-                    Exit::Ok
-                }
+    match in_environment(cli, &args.stack, async |env| plan(&env, workload).await) {
+        Ok(report) => {
+            print_plan(&report, cli.output);
+            if args.detailed_exitcode && !report.changes.is_empty() {
+                Exit::Changes
+            } else {
+                Exit::Ok
             }
-            Err(e) => deploy_failed(&e),
         }
-    })
-}
-
-async fn plan(
-    cfn: &aws_sdk_cloudformation::Client,
-    stack: &str,
-    body: &str,
-    tags: &[(String, String)],
-) -> Result<(Kind, Vec<Change>), DeployError> {
-    let existing = stack::describe(cfn, stack).await?;
-    let kind = match existing.as_ref().map(|s| s.status.as_str()) {
-        None | Some("REVIEW_IN_PROGRESS") => Kind::Create,
-        Some(s) if is_in_progress(s) => {
-            return Err(DeployError::Stuck {
-                stack: stack.into(),
-                status: s.into(),
-                advice: "an operation is running; plan again when it ends".into(),
-            });
-        }
-        Some(s @ ("ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED")) => {
-            return Err(DeployError::Stuck {
-                stack: stack.into(),
-                status: s.into(),
-                advice: "its creation failed earlier; `up` deletes it and creates it anew (every resource is added)".into(),
-            });
-        }
-        Some(s @ ("UPDATE_ROLLBACK_FAILED" | "DELETE_FAILED")) => {
-            return Err(DeployError::Stuck {
-                stack: stack.into(),
-                status: s.into(),
-                advice: "`up` (or `down`) has to settle it first".into(),
-            });
-        }
-        Some(_) => Kind::Update,
-    };
-    if kind == Kind::Update {
-        crate::deploy::reshard::check_deployed(cfn, stack, body).await?;
+        Err(exit) => exit,
     }
-    let request = Request {
-        stack,
-        template_body: body,
-        tags,
-        kind,
-    };
-    let prepared = changeset::create(cfn, &request, POLL_INTERVAL).await?;
-    let changes = match prepared {
-        Prepared::NoChanges => Vec::new(),
-        Prepared::Ready { id, changes, .. } => {
-            changeset::delete(cfn, stack, &id).await?;
-            changes
-        }
-    };
-    // A CREATE change set leaves an empty stack behind (REVIEW_IN_PROGRESS): remove it.
-    if existing.is_none() {
-        cfn.delete_stack()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(|e| {
-                crate::aws::AwsError::new(
-                    format!("removing the planning shell of stack {stack}"),
-                    e,
-                )
-            })?;
-    }
-    Ok((kind, changes))
 }
 
 fn print_cost(cost: &crate::cost::Estimate) {
@@ -138,17 +63,12 @@ fn print_cost(cost: &crate::cost::Estimate) {
     }
 }
 
-fn print_plan(
-    stack: &str,
-    kind: Kind,
-    changes: &[Change],
-    cost: &crate::cost::Estimate,
-    output: Output,
-) {
+fn print_plan(report: &PlanReport, output: Output) {
+    let (stack, kind, changes) = (&report.stack, report.kind, &report.changes);
     match output {
         Output::Json => println!(
             "{}",
-            json!({ "stack": stack, "kind": kind, "changes": changes, "summary": changeset::summary(changes), "cost": cost })
+            json!({ "stack": stack, "kind": kind, "changes": changes, "summary": changeset::summary(changes), "cost": report.cost })
         ),
         Output::Text if changes.is_empty() => println!("{stack}: no changes"),
         Output::Text => {
@@ -191,6 +111,6 @@ fn print_plan(
         }
     }
     if output == Output::Text {
-        print_cost(cost);
+        print_cost(&report.cost);
     }
 }

@@ -3,18 +3,12 @@
 //! named on the command line.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
 
-use super::{Cli, Exit, Output, StackArgs, calls_line, load, shutdown_signal, with_aws};
-use crate::aws::call_stats;
-use crate::names::Names;
-use crate::processor::producer::{self, ProducerConfig, ProducerStats};
-use crate::processor::source::replay::{self, ReplayConfig};
-use crate::processor::source::synthetic::{self, SyntheticConfig};
+use super::{Cli, Exit, Output, StackArgs, calls_line, in_environment, shutdown_signal};
+use crate::app::produce::{SourceOverrides, choose_source, produce};
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -43,124 +37,41 @@ pub struct ProduceArgs {
     pub first_id: u64,
 }
 
-enum Source {
-    Replay(ReplayConfig),
-    Synthetic(SyntheticConfig),
-    XApi(crate::spec::model::XApiSource),
-}
-
 pub fn run(args: &ProduceArgs, cli: &Cli) -> Exit {
-    let resolved = match load(&args.stack, cli.output) {
-        Ok(r) => r,
+    let overrides = SourceOverrides {
+        replay: args.replay.clone(),
+        synthetic: args.synthetic,
+        rate: args.rate,
+        repeat: args.repeat,
+        count: args.count,
+        seed: args.seed,
+        first_id: args.first_id,
+    };
+    let report = match in_environment(cli, &args.stack, async |env| {
+        let source = choose_source(&env.resolved, &overrides)?;
+        produce(&env, source, shutdown_signal()).await
+    }) {
+        Ok(report) => report,
         Err(exit) => return exit,
     };
-    let configured = resolved.stack.processor.source.clone().unwrap_or_default();
-    let source = if let Some(file) = &args.replay {
-        Source::Replay(ReplayConfig {
-            file: file.clone(),
-            rate_per_s: args.rate,
-            repeat: args.repeat,
-            limit: args.count,
-        })
-    } else if args.synthetic {
-        Source::Synthetic(SyntheticConfig {
-            rate_per_s: args.rate.or(configured.synthetic.map(|s| s.rate_per_s)),
-            count: args.count,
-            seed: args.seed,
-            first_id: args.first_id,
-        })
-    } else if let Some(r) = configured.replay {
-        Source::Replay(ReplayConfig {
-            file: r.file.into(),
-            rate_per_s: args.rate.or(r.rate_per_s),
-            repeat: args.repeat || r.repeat,
-            limit: args.count,
-        })
-    } else if let Some(s) = configured.synthetic {
-        Source::Synthetic(SyntheticConfig {
-            rate_per_s: args.rate.or(Some(s.rate_per_s)),
-            count: args.count,
-            seed: args.seed,
-            first_id: args.first_id,
-        })
-    } else if let Some(x) = configured.x_api {
-        Source::XApi(x)
-    } else {
+    match cli.output {
+        Output::Json => println!(
+            "{}",
+            json!({ "stream": report.stream, "producer": report.producer, "aws_calls": report.aws_calls })
+        ),
+        Output::Text => {
+            eprintln!("{}", report.producer.line());
+            eprintln!("produce: {}", calls_line(report.aws_calls));
+        }
+    }
+    for e in report.source_error.iter().chain(&report.producer_error) {
+        eprintln!("error: {e}");
+    }
+    if report.producer.failed > 0 {
         eprintln!(
-            "error: {} has no processor.source: name one with --replay FILE or --synthetic",
-            args.stack.stack.display()
+            "error: {} record(s) could not be sent",
+            report.producer.failed
         );
-        return Exit::Invalid;
-    };
-    with_aws(cli, &resolved, async |aws| {
-        let names = Names::new(&resolved);
-        let mut config = ProducerConfig::new(&names.stream);
-        config.batch_records = resolved.stack.processor.batch.put_records as usize;
-        let stats = Arc::new(ProducerStats::default());
-        let (tx, rx) = producer::channel(&config);
-        let producer = tokio::spawn(producer::run(aws.kinesis(), config, rx, stats.clone()));
-        let cancel = shutdown_signal();
-        let progress = {
-            let stats = stats.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
-                    eprintln!("{}", stats.snapshot().line());
-                }
-            })
-        };
-        eprintln!("produce: into stream {}", names.stream);
-        let source_result: Result<(), String> = match source {
-            Source::Replay(c) => replay::run(&c, tx, cancel)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Source::Synthetic(c) => {
-                synthetic::run(&c, tx, cancel).await;
-                Ok(())
-            }
-            Source::XApi(x) => {
-                let options = crate::processor::source::x_api::StreamOptions::default();
-                match crate::processor::source::x_api::run(&x, &aws.ssm(), tx, cancel, options)
-                    .await
-                {
-                    Ok(report) => {
-                        if let Some(rules) = &report.rules {
-                            eprintln!("produce: X API rules: {rules:?}");
-                        }
-                        eprintln!("produce: X API stream: {:?}", report.stats);
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-        };
-        // The source is done (or failed): what it handed over is still sent.
-        let producer_result = producer.await.expect("the producer task does not panic");
-        progress.abort();
-        let snapshot = stats.snapshot();
-        match cli.output {
-            Output::Json => println!(
-                "{}",
-                json!({ "stream": names.stream, "producer": snapshot, "aws_calls": call_stats() })
-            ),
-            Output::Text => {
-                eprintln!("{}", snapshot.line());
-                eprintln!("produce: {}", calls_line(call_stats()));
-            }
-        }
-        if let Err(e) = source_result {
-            eprintln!("error: {e}");
-            return Exit::Failed;
-        }
-        if let Err(e) = producer_result {
-            eprintln!("error: {e}");
-            return Exit::Failed;
-        }
-        if snapshot.failed > 0 {
-            eprintln!("error: {} record(s) could not be sent", snapshot.failed);
-            return Exit::Failed;
-        }
-        Exit::Ok
-    })
+    }
+    if report.ok() { Exit::Ok } else { Exit::Failed }
 }

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod changeset;
 pub mod down;
 pub mod local_processor;
+pub mod plan;
 pub mod progress;
 pub mod reshard;
 pub mod rollout;

@@ -50,7 +50,7 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
             // A leftover of a change set that was never executed: create through it.
             Standing::Creatable => return Ok(Kind::Create),
             Standing::Busy => {
-                tracing::info!(stack, status = %info.status, "waiting for the running operation to finish");
+                tracing::info!(stack, status = %info.status, "stack {stack} is {}: waiting for that operation to finish", info.status);
                 let mut watch = Watch::start(cfn, &info.id).await?;
                 stack::wait(
                     cfn,
@@ -65,7 +65,8 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
                     stack,
                     status = %info.status,
                     reason = info.reason.as_deref().unwrap_or("none given"),
-                    "its creation failed earlier, and such a stack can only be deleted. It holds no data that a retained resource would not keep: deleting it to create it anew"
+                    "stack {stack} is in {}: its creation failed earlier, and such a stack can only be deleted. It holds no data that a retained resource would not keep: deleting it to create it anew",
+                    info.status
                 );
                 let mut watch = Watch::start(cfn, &info.id).await?;
                 let resources = stack::resources(cfn, &info.id).await?;
@@ -110,7 +111,7 @@ async fn converge(aws: &Aws, stack: &str, poll: Duration) -> Result<Kind, Deploy
                 }
             }
             Standing::RollbackFailed => {
-                tracing::warn!(stack, status = %info.status, "continuing the failed update rollback");
+                tracing::warn!(stack, status = %info.status, "stack {stack} is in UPDATE_ROLLBACK_FAILED: continuing the rollback");
                 let mut watch = Watch::start(cfn, &info.id).await?;
                 cfn.continue_update_rollback()
                     .stack_name(stack)

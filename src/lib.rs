@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cli;
 pub mod cost;
 pub mod deploy;
+pub mod logging;
 pub mod names;
 pub mod processor;
 pub mod spec;

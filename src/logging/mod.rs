@@ -1,0 +1,2 @@
+pub mod cloudwatch;
+pub mod read;

@@ -2,6 +2,7 @@
 
 mod consume;
 mod down;
+mod logs;
 mod metrics;
 mod plan;
 mod produce;
@@ -94,6 +95,8 @@ pub enum Command {
     Smoke(smoke::SmokeArgs),
     /// The pipeline's CloudWatch figures as terminal charts (or JSON).
     Metrics(metrics::MetricsArgs),
+    /// The processor's log lines from CloudWatch Logs (every worker's); `-f` follows.
+    Logs(logs::LogsArgs),
 }
 
 /// The stack file and environment a command works on.
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Top(args) => top::run(args, &cli),
         Command::Smoke(args) => smoke::run(args, &cli),
         Command::Metrics(args) => metrics::run(args, &cli),
+        Command::Logs(args) => logs::run(args, &cli),
     };
     exit as u8
 }

@@ -159,7 +159,7 @@ fn log_group(t: &mut Template<'_>) {
     }
     t.resource(LOG_GROUP, group);
     t.output(
-        "ProcessorLogGroupName",
+        "ProcessorLogs",
         "CloudWatch Logs group of the processor (one log stream a worker)",
         r(LOG_GROUP),
     );

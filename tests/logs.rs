@@ -27,6 +27,9 @@ async fn lines_shipped_by_the_layer_come_back_through_logs_with_their_fields() {
     tracing::info!("before activation: not shipped");
     let worker = "test-host:4242:0000abcd";
     let shipper = activator.start(d.aws.logs(), &group, worker);
+    // AWS refuses `:` in stream names: the worker id's become `/`.
+    let stream = cloudwatch::stream_name(worker);
+    assert_eq!(stream, "test-host/4242/0000abcd");
     {
         let span = tracing::info_span!("shard", shard = "shardId-000000000001");
         let _entered = span.enter();
@@ -57,7 +60,7 @@ async fn lines_shipped_by_the_layer_come_back_through_logs_with_their_fields() {
     // Exactly the three: nothing from before activation, below INFO, or of
     // the SDK's own logging about the PutLogEvents calls.
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(lines.iter().all(|l| l["stream"] == worker));
+    assert!(lines.iter().all(|l| l["stream"] == stream.as_str()));
     assert_eq!(lines[0]["level"], "INFO");
     assert_eq!(lines[0]["message"], "progress");
     assert_eq!(lines[0]["fields"]["records_in"], 120);
@@ -77,7 +80,7 @@ async fn lines_shipped_by_the_layer_come_back_through_logs_with_their_fields() {
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.lines().next().unwrap_or_default();
     assert!(
-        first.contains(&format!(" {worker} INFO  progress ")),
+        first.contains(&format!(" {stream} INFO  progress ")),
         "{text}"
     );
     assert!(first.contains("records_in=120"), "{text}");
@@ -88,7 +91,7 @@ async fn lines_shipped_by_the_layer_come_back_through_logs_with_their_fields() {
         .await
         .unwrap();
     assert_eq!(errors.len(), 1);
-    assert_eq!(errors[worker].message(), "dead letter written");
+    assert_eq!(errors[&stream].message(), "dead letter written");
 
     // A stack deployed before the log group existed: a typed not-found.
     let missing = read::fetch(

@@ -15,6 +15,7 @@
 //! logging::init(&settings, Some(Box::new(cloudwatch.filtered())));
 //! // in `consume`, once the stack's names and the AWS clients are known
 //! let worker = consumer::worker_id();
+//! // the stream is the worker's id with `:` made `/` (stream_name)
 //! let shipper = activator.start(aws.logs(), &names.processor_log_group, &worker);
 //! // ... run the processor ...
 //! let stats = shipper.flush_and_stop().await; // sends what is buffered
@@ -458,6 +459,27 @@ pub fn prepare(pending: &mut VecDeque<Line>, now_ms: i64) -> usize {
     before - pending.len()
 }
 
+/// A log stream name for `worker` (the consumer's worker id,
+/// `host:pid:random`): CloudWatch Logs refuses `:` and `*` in stream names
+/// and names over 512 characters
+/// (<https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogStream.html>),
+/// so those characters become `/` and the name is cut.
+pub fn stream_name(worker: &str) -> String {
+    let mut name: String = worker
+        .chars()
+        .map(|c| if matches!(c, ':' | '*') { '/' } else { c })
+        .collect();
+    let mut cut = name.len().min(512);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    name.truncate(cut);
+    if name.is_empty() {
+        name.push_str("worker");
+    }
+    name
+}
+
 /// What a shipper did, for the closing lines of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ShipStats {
@@ -487,15 +509,15 @@ impl ShipperHandle {
 }
 
 impl Activator {
-    /// Starts shipping to `stream` in `group` (the stream is created; one
-    /// that exists already is used) on the current tokio runtime, and
-    /// activates the layer.
-    pub fn start(self, client: Client, group: &str, stream: &str) -> ShipperHandle {
+    /// Starts shipping to the log stream of `worker` ([`stream_name`]) in
+    /// `group` (the stream is created; one that exists already is used) on
+    /// the current tokio runtime, and activates the layer.
+    pub fn start(self, client: Client, group: &str, worker: &str) -> ShipperHandle {
         let stop = CancellationToken::new();
         let shipper = Shipper {
             client,
             group: group.to_string(),
-            stream: stream.to_string(),
+            stream: stream_name(worker),
             shared: self.shared.clone(),
             stream_ready: false,
             healthy: true,
@@ -973,6 +995,17 @@ mod tests {
         assert_eq!(lines.len() as u64 + dropped, 10);
     }
 
+    #[test]
+    fn a_worker_id_becomes_a_valid_stream_name() {
+        assert_eq!(
+            stream_name("ip-10-0-0-1:4242:0000abcd"),
+            "ip-10-0-0-1/4242/0000abcd"
+        );
+        assert_eq!(stream_name("a*b"), "a/b");
+        assert_eq!(stream_name(""), "worker");
+        assert_eq!(stream_name(&"é".repeat(300)).len(), 512);
+    }
+
     use crate::aws::replay::{Answer, Replay};
 
     #[tokio::test]
@@ -1022,7 +1055,7 @@ mod tests {
             .flat_map(|r| {
                 let body: Value = serde_json::from_str(&r.body).unwrap();
                 assert_eq!(body["logGroupName"], "/streamstack/s/processor");
-                assert_eq!(body["logStreamName"], "host:1:abc");
+                assert_eq!(body["logStreamName"], "host/1/abc");
                 body["logEvents"].as_array().unwrap().clone()
             })
             .collect();

@@ -96,6 +96,9 @@ pub struct Names {
     pub lease_table: String,
     pub dashboard: String,
     pub firehose_log_group: String,
+    /// The processor's log lines (one log stream a worker), written by
+    /// `logging::cloudwatch` and read by `logs` and `status`.
+    pub processor_log_group: String,
 }
 
 impl Names {
@@ -109,6 +112,7 @@ impl Names {
             lease_table: format!("{stack}-leases"),
             dashboard: stack.clone(),
             firehose_log_group: format!("/aws/kinesisfirehose/{stack}-archive"),
+            processor_log_group: Self::processor_log_group_of(&stack),
             environment: resolved.environment.clone(),
             stack,
         }
@@ -117,6 +121,11 @@ impl Names {
     /// The tweets table of a stack (also for a stack that is gone).
     pub fn tweets_table_of(stack: &str) -> String {
         format!("{stack}-tweets")
+    }
+
+    /// The processor's log group of a stack.
+    pub fn processor_log_group_of(stack: &str) -> String {
+        format!("/streamstack/{stack}/processor")
     }
 
     pub fn aggregates_table_of(stack: &str) -> String {

@@ -709,7 +709,7 @@ fn key_policy_wildcards_beyond_the_account_delegation_are_flagged() {
             t["Resources"]["StackKey"]["Properties"]["KeyPolicy"]["Statement"][1]["Action"] =
                 json!("kms:*")
         },
-        "StackKey CloudWatchLogsEncryptsTheArchiveLog: wildcard action \"kms:*\"",
+        "StackKey CloudWatchLogsEncryptsTheStackLogs: wildcard action \"kms:*\"",
     );
     flagged(
         |t| {

@@ -356,3 +356,88 @@ fn the_compiled_templates_carry_the_shard_count_the_reshard_check_reads() {
     // dev (1 shard) straight to prod's 4: two updates.
     assert_eq!(check(1, 4).unwrap_err().steps, [2, 4]);
 }
+
+#[test]
+fn the_processor_logs_to_its_own_group_kept_and_encrypted_like_the_firehose_log() {
+    for (file, env) in all_shipped() {
+        let resolved = resolve(&file, env.as_deref());
+        let names = streamstack::names::Names::new(&resolved);
+        let t = template::compile(&resolved);
+        let group = &t["Resources"]["ProcessorLogGroup"];
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup");
+        let props = &group["Properties"];
+        assert_eq!(props["LogGroupName"], names.processor_log_group.as_str());
+        assert_eq!(
+            names.processor_log_group,
+            format!("/streamstack/{}/processor", names.stack)
+        );
+        // The same retention as the Firehose delivery errors.
+        let firehose = &t["Resources"]["ArchiveDeliveryLogGroup"]["Properties"];
+        assert_eq!(props["RetentionInDays"], firehose["RetentionInDays"]);
+        assert_eq!(props["RetentionInDays"], 30);
+        let key = t["Resources"].get("StackKey");
+        match key {
+            // The stack key encrypts it, and its policy lets CloudWatch Logs
+            // use the key for exactly this log group (and the Firehose one).
+            Some(key) => {
+                assert_eq!(
+                    props["KmsKeyId"],
+                    serde_json::json!({ "Fn::GetAtt": ["StackKey", "Arn"] })
+                );
+                let statements = key["Properties"]["KeyPolicy"]["Statement"]
+                    .as_array()
+                    .unwrap();
+                let logs = statements
+                    .iter()
+                    .find(|s| {
+                        s["Principal"]["Service"]["Fn::Sub"] == "logs.${AWS::Region}.amazonaws.com"
+                    })
+                    .expect("a key policy statement for CloudWatch Logs");
+                let arns = logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
+                    .as_array()
+                    .unwrap();
+                let processor = format!(
+                    "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}",
+                    names.processor_log_group
+                );
+                assert!(
+                    arns.iter().any(|a| a["Fn::Sub"] == processor.as_str()),
+                    "{arns:?}"
+                );
+                assert_eq!(arns.len(), 2, "{arns:?}");
+            }
+            None => {
+                assert!(props.get("KmsKeyId").is_none());
+                assert_eq!(group["Metadata"]["checkov"]["skip"][0]["id"], "CKV_AWS_158");
+            }
+        }
+        // The host may create its streams and put events in this group, and
+        // no other logs action anywhere.
+        let statements = t["Resources"]["HostRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"]
+            .as_array()
+            .unwrap();
+        let logs: Vec<&Value> = statements
+            .iter()
+            .filter(|s| {
+                s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.as_str().unwrap().starts_with("logs:"))
+            })
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(
+            logs[0]["Action"],
+            serde_json::json!(["logs:CreateLogStream", "logs:PutLogEvents"])
+        );
+        assert_eq!(
+            logs[0]["Resource"],
+            serde_json::json!([{ "Fn::Sub": format!(
+                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}:log-stream:*",
+                names.processor_log_group
+            ) }])
+        );
+    }
+}

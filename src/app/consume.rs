@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AppError, Environment};
 use crate::aws::{CallStats, call_stats};
+use crate::logging::cloudwatch::{Activator, ShipStats};
 use crate::processor::consumer::{self, WorkerConfig, lease::LeaseTable, shard::ReaderContext};
 use crate::processor::metrics::{self, ConsumerMetrics, ConsumerSnapshot};
 use crate::processor::sink::{Sink, SinkTargets};
@@ -31,15 +32,20 @@ pub struct ConsumeOptions {
 #[derive(Debug)]
 pub struct ConsumeReport {
     pub worker: String,
+    /// What reached CloudWatch Logs, and what was dropped.
+    pub log_lines: ShipStats,
     pub metrics: ConsumerSnapshot,
     pub aws_calls: CallStats,
 }
 
 /// Runs a worker until `cancel` (or idle, when asked); stores its last
 /// batch, checkpoints and releases its leases before it returns.
+/// `logs` ships the worker's log lines to the stack's log group from the
+/// moment the worker is known until it stops.
 pub async fn consume(
     env: &Environment,
     options: &ConsumeOptions,
+    logs: Activator,
     cancel: CancellationToken,
 ) -> Result<ConsumeReport, AppError> {
     let p = env.pipeline().await?;
@@ -58,6 +64,7 @@ pub async fn consume(
         metrics.clone(),
     );
     let worker = consumer::worker_id();
+    let shipper = logs.start(aws.logs(), &p.names.processor_log_group, &worker);
     let ctx = Arc::new(ReaderContext {
         kinesis: aws.kinesis(),
         stream: p.names.stream.clone(),
@@ -140,9 +147,14 @@ pub async fn consume(
     let _ = reporter.await;
     let snapshot = metrics.snapshot();
     let calls = call_stats();
+    if let Err(e) = &result {
+        tracing::error!(worker = %worker, error = %e, "the processor stopped");
+    }
+    let log_lines = shipper.flush_and_stop().await;
     result.map_err(|e| AppError::step("the processor stopped", e))?;
     Ok(ConsumeReport {
         worker,
+        log_lines,
         metrics: snapshot,
         aws_calls: calls,
     })

@@ -6,7 +6,7 @@
 //!   settings become the environment's parts (clients, names, the deployed
 //!   pipeline's stream, tables, bucket and lease table);
 //! - one module a command (`plan`, `up`, `down`, `status`, `smoke`, `top`,
-//!   `metrics`, `produce`, `consume`): each returns a typed report or an
+//!   `metrics`, `produce`, `consume`, `logs`): each returns a typed report or an
 //!   [`AppError`], never prints (progress goes out as `tracing` events),
 //!   and never calls another command; `up` and `smoke` share the smoke
 //!   check through [`smoke`].
@@ -14,6 +14,7 @@
 pub mod consume;
 pub mod down;
 pub mod environment;
+pub mod logs;
 pub mod metrics;
 pub mod plan;
 pub mod produce;
@@ -38,6 +39,8 @@ pub enum AppError {
     Deploy(#[from] DeployError),
     #[error(transparent)]
     Aws(#[from] AwsError),
+    #[error(transparent)]
+    Logs(#[from] crate::logging::read::ReadError),
     /// The command needs a deployed stack.
     #[error("stack {stack} does not exist: run `streamstack up` first")]
     NoStack { stack: String },

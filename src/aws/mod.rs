@@ -58,6 +58,7 @@ pub struct Aws {
     cloudwatch: aws_sdk_cloudwatch::Client,
     kms: aws_sdk_kms::Client,
     ssm: aws_sdk_ssm::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 /// Clients for [`Aws::from_clients`] (tests with recorded responses build them).
@@ -70,6 +71,7 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub kms: aws_sdk_kms::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Aws {
@@ -126,6 +128,7 @@ impl Aws {
             cloudwatch: client!(aws_sdk_cloudwatch),
             kms: client!(aws_sdk_kms),
             ssm: client!(aws_sdk_ssm),
+            logs: client!(aws_sdk_cloudwatchlogs),
         }
     }
 
@@ -141,6 +144,7 @@ impl Aws {
             cloudwatch: clients.cloudwatch,
             kms: clients.kms,
             ssm: clients.ssm,
+            logs: clients.logs,
         }
     }
 
@@ -183,5 +187,10 @@ impl Aws {
 
     pub fn ssm(&self) -> aws_sdk_ssm::Client {
         self.ssm.clone()
+    }
+
+    /// CloudWatch Logs: the processor's log lines (`logging`).
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        self.logs.clone()
     }
 }

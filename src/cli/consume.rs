@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{Cli, Exit, Output, StackArgs, calls_line, in_environment, shutdown_signal};
 use crate::app::consume::{ConsumeOptions, consume};
+use crate::logging::cloudwatch::Activator;
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -41,7 +42,7 @@ pub struct ConsumeArgs {
     pub stall_after: Duration,
 }
 
-pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
+pub fn run(args: &ConsumeArgs, cli: &Cli, logs: Activator) -> Exit {
     let options = ConsumeOptions {
         exit_when_idle: args.exit_when_idle,
         report_every: args.report_every,
@@ -52,7 +53,7 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
         stall_after: args.stall_after,
     };
     let report = match in_environment(cli, &args.stack, async |env| {
-        consume(&env, &options, shutdown_signal()).await
+        consume(&env, &options, logs, shutdown_signal()).await
     }) {
         Ok(report) => report,
         Err(exit) => return exit,
@@ -61,7 +62,7 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
     if cli.output == Output::Json {
         println!(
             "{}",
-            json!({ "worker": report.worker, "metrics": report.metrics, "aws_calls": report.aws_calls })
+            json!({ "worker": report.worker, "metrics": report.metrics, "aws_calls": report.aws_calls, "log_lines": report.log_lines })
         );
     }
     Exit::Ok

@@ -2,6 +2,7 @@
 
 mod consume;
 mod down;
+mod logs;
 mod metrics;
 mod plan;
 mod produce;
@@ -101,6 +102,8 @@ pub enum Command {
     Smoke(smoke::SmokeArgs),
     /// The pipeline's CloudWatch figures as terminal charts (or JSON).
     Metrics(metrics::MetricsArgs),
+    /// The processor's log lines from CloudWatch Logs (every worker's); `-f` follows.
+    Logs(logs::LogsArgs),
 }
 
 /// The stack file and environment a command works on.
@@ -115,13 +118,17 @@ pub struct StackArgs {
 }
 
 pub fn run(cli: Cli) -> u8 {
+    // The processor's lines also go to the stack's CloudWatch Logs group:
+    // the layer is installed now, inert, and `consume` starts it once it
+    // knows the group.
+    let (cloudwatch, activator) = crate::logging::cloudwatch::layer();
     crate::logging::init(
         &LogSettings {
             format: cli.log_format,
             verbosity: (cli.verbose.min(10) as i8) - (cli.quiet.min(10) as i8),
             color: color(),
         },
-        None,
+        Some(Box::new(cloudwatch.filtered())),
     );
     let exit = match &cli.command {
         Command::Validate(args) => validate::run(args, cli.output),
@@ -132,11 +139,12 @@ pub fn run(cli: Cli) -> u8 {
         Command::Down(args) => down::run(args, &cli),
         Command::Status(args) => status::run(args, &cli),
         Command::Produce(args) => produce::run(args, &cli),
-        Command::Consume(args) => consume::run(args, &cli),
+        Command::Consume(args) => consume::run(args, &cli, activator),
         Command::Transform(args) => transform::run(args, cli.output),
         Command::Top(args) => top::run(args, &cli),
         Command::Smoke(args) => smoke::run(args, &cli),
         Command::Metrics(args) => metrics::run(args, &cli),
+        Command::Logs(args) => logs::run(args, &cli),
     };
     exit as u8
 }

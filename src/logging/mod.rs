@@ -14,6 +14,9 @@
 //! What a command prints as its result (tables, reports, JSON on stdout) is
 //! rendering, done by `cli`; this is for what happens along the way.
 
+pub mod cloudwatch;
+pub mod read;
+
 use std::fmt;
 use std::io::IsTerminal;
 

@@ -121,7 +121,7 @@ fn delivery_stream(t: &mut Template<'_>) {
 
     let mut log_group = json!({
         "Type": "AWS::Logs::LogGroup",
-        "Properties": { "LogGroupName": t.names.firehose_log_group, "RetentionInDays": 30, "Tags": t.tags() },
+        "Properties": { "LogGroupName": t.names.firehose_log_group, "RetentionInDays": super::LOG_RETENTION_DAYS, "Tags": t.tags() },
     });
     if stack_key {
         log_group["Properties"]["KmsKeyId"] = get_att(key::KEY, "Arn");

@@ -17,6 +17,8 @@ const SECURITY_GROUP: &str = "HostSecurityGroup";
 const LAUNCH_TEMPLATE: &str = "HostLaunchTemplate";
 const GROUP: &str = "HostGroup";
 const IMAGE_PARAMETER: &str = "HostImageId";
+/// The processor's log group (`logging::cloudwatch` writes a stream a worker).
+pub const LOG_GROUP: &str = "ProcessorLogGroup";
 
 /// The host's bootstrap script; configuration is prepended as variables.
 const BOOTSTRAP: &str = include_str!("../../scripts/host-bootstrap.sh");
@@ -29,6 +31,7 @@ pub use crate::names::artifacts::PREFIX as ARTIFACTS_PREFIX;
 
 pub fn add(t: &mut Template<'_>) {
     artifacts(t);
+    log_group(t);
     let placement = network::add(t);
     security_group(t, &placement);
     role(t);
@@ -135,6 +138,33 @@ fn artifacts(t: &mut Template<'_>) {
     );
 }
 
+/// The processor's log lines, kept as long as the Firehose delivery errors
+/// and encrypted the same way: with the stack key when the stack has one.
+fn log_group(t: &mut Template<'_>) {
+    let mut group = json!({
+        "Type": "AWS::Logs::LogGroup",
+        "Properties": {
+            "LogGroupName": t.names.processor_log_group,
+            "RetentionInDays": super::LOG_RETENTION_DAYS,
+            "Tags": t.tags(),
+        },
+    });
+    if t.has_stack_key() {
+        group["Properties"]["KmsKeyId"] = get_att(key::KEY, "Arn");
+    } else {
+        group["Metadata"] = checkov_skips(&[(
+            "CKV_AWS_158",
+            "Holds the processor's operational log lines, encrypted by CloudWatch Logs' default encryption; a stack key is created when any resource asks for one.",
+        )]);
+    }
+    t.resource(LOG_GROUP, group);
+    t.output(
+        "ProcessorLogs",
+        "CloudWatch Logs group of the processor (one log stream a worker)",
+        r(LOG_GROUP),
+    );
+}
+
 fn role(t: &mut Template<'_>) {
     let stream_arn = get_att(stream::STREAM, "Arn");
     let tables = |ids: &[&str]| ids.iter().map(|id| get_att(id, "Arn")).collect::<Vec<_>>();
@@ -195,6 +225,15 @@ fn role(t: &mut Template<'_>) {
             "ReadTheStackOutputs",
             &["cloudformation:DescribeStacks"],
             vec![r("AWS::StackId")],
+        ),
+        // The processor's own log lines: a stream a worker, in its log group only.
+        iam::allow(
+            "WriteProcessorLogs",
+            &["logs:CreateLogStream", "logs:PutLogEvents"],
+            vec![sub(&format!(
+                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}:log-stream:*",
+                t.names.processor_log_group
+            ))],
         ),
         // Systems Manager (Run Command for `up`'s rollouts, Session Manager
         // instead of SSH), granted inline instead of through the managed

@@ -21,9 +21,17 @@ pub fn add(t: &mut Template<'_>) {
         "Action": "kms:*",
         "Resource": "*",
     })];
-    // CloudWatch Logs encrypts the Firehose error log group with this key.
+    // CloudWatch Logs encrypts the stack's log groups (Firehose delivery
+    // errors, the processor's lines) with this key: AWS's statement for a
+    // key used by named log groups, the encryption context pinned to them
+    // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+    let log_group_arn = |name: &str| {
+        sub(&format!(
+            "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{name}"
+        ))
+    };
     statements.push(json!({
-        "Sid": "CloudWatchLogsEncryptsTheArchiveLog",
+        "Sid": "CloudWatchLogsEncryptsTheStackLogs",
         "Effect": "Allow",
         "Principal": { "Service": sub("logs.${AWS::Region}.amazonaws.com") },
         // The actions AWS's example grants as `kms:Encrypt*`, `kms:Decrypt*`,
@@ -34,8 +42,10 @@ pub fn add(t: &mut Template<'_>) {
             "kms:GenerateDataKeyPair", "kms:GenerateDataKeyPairWithoutPlaintext", "kms:DescribeKey",
         ],
         "Resource": "*",
-        "Condition": { "ArnEquals": { "kms:EncryptionContext:aws:logs:arn":
-            sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}", t.names.firehose_log_group)) } },
+        "Condition": { "ArnEquals": { "kms:EncryptionContext:aws:logs:arn": [
+            log_group_arn(&t.names.firehose_log_group),
+            log_group_arn(&t.names.processor_log_group),
+        ] } },
     }));
     if t.stack.alarms.email.is_some() {
         // CloudWatch alarms cannot publish to a topic under the AWS-managed

@@ -21,6 +21,10 @@ use serde_json::{Map, Value, json};
 use crate::spec::Resolved;
 use crate::spec::model::{Encryption, Stack};
 
+/// Days CloudWatch Logs keeps the stack's log groups (the Firehose delivery
+/// errors and the processor's lines).
+pub const LOG_RETENTION_DAYS: u32 = 30;
+
 /// The template under construction.
 pub struct Template<'a> {
     pub stack: &'a Stack,

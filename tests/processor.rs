@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use streamstack::aws::Aws;
-use streamstack::processor::batch::{self, InRecord, ItemShape};
+use streamstack::processor::read::batch::{self, InRecord, ItemShape};
 use support::{
     Deployed, consume_until_idle, deployed, json_out, keys_under, s, scan_all, streamstack,
     streamstack_std,

@@ -21,8 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use streamstack::processor::batch::{self, BatchPlan, InRecord, ItemShape};
-use streamstack::processor::source::synthetic;
+use streamstack::processor::read::batch::{self, BatchPlan, InRecord, ItemShape};
+use streamstack::processor::write::source::synthetic;
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, streamstack_std};
 
 /// The synthetic source's default seed (`produce --seed`).

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use streamstack::processor::Record;
-use streamstack::processor::source::x_api::{
+use streamstack::processor::write::source::x_api::{
     BearerToken, MAX_LINE, Reconnects, STREAM_PATH, STREAM_QUERY, Sleep, Sleeper, StreamOptions,
     StreamRule, StreamStats, TokenProblem, XApiClient, XApiError, resolve_token, run,
 };

@@ -10,9 +10,11 @@ use serde_json::json;
 
 use super::{Cli, Exit, Output, StackArgs, calls_line, load, pipeline, shutdown_signal, with_aws};
 use crate::aws::call_stats;
-use crate::processor::consumer::{self, WorkerConfig, lease::LeaseTable, shard::ReaderContext};
-use crate::processor::metrics::{self, ConsumerMetrics};
-use crate::processor::sink::{Sink, SinkTargets};
+use crate::processor::read::consumer::{
+    self, WorkerConfig, lease::LeaseTable, shard::ReaderContext,
+};
+use crate::processor::read::metrics::{self, ConsumerMetrics};
+use crate::processor::read::sink::{Sink, SinkTargets};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {

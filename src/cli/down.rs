@@ -49,7 +49,7 @@ pub fn run(args: &DownArgs, cli: &Cli) -> Exit {
             }
         }
         let names = crate::names::Names::new(&resolved);
-        let stream = match crate::processor::consumer::backlog::unread_records(
+        let stream = match crate::processor::read::consumer::backlog::unread_records(
             &aws,
             &names.stream,
             &names.lease_table,

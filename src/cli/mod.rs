@@ -243,7 +243,7 @@ struct Pipeline {
     names: crate::names::Names,
     bucket: String,
     dead_letter_prefix: String,
-    shape: crate::processor::batch::ItemShape,
+    shape: crate::processor::read::batch::ItemShape,
     batch: crate::spec::model::BatchSpec,
 }
 
@@ -278,7 +278,7 @@ async fn pipeline(aws: &Aws, resolved: &Resolved) -> Result<Pipeline, Exit> {
     Ok(Pipeline {
         bucket,
         dead_letter_prefix: resolved.stack.archive.dead_letter_prefix.clone(),
-        shape: crate::processor::batch::ItemShape {
+        shape: crate::processor::read::batch::ItemShape {
             partition_key: table.partition_key.clone(),
             ttl: table.ttl_attribute.clone().zip(table.ttl_days),
             aggregates_ttl_days: table.ttl_days.unwrap_or(30),

@@ -12,9 +12,9 @@ use serde_json::json;
 use super::{Cli, Exit, Output, StackArgs, calls_line, load, shutdown_signal, with_aws};
 use crate::aws::call_stats;
 use crate::names::Names;
-use crate::processor::producer::{self, ProducerConfig, ProducerStats};
-use crate::processor::source::replay::{self, ReplayConfig};
-use crate::processor::source::synthetic::{self, SyntheticConfig};
+use crate::processor::write::producer::{self, ProducerConfig, ProducerStats};
+use crate::processor::write::source::replay::{self, ReplayConfig};
+use crate::processor::write::source::synthetic::{self, SyntheticConfig};
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -120,9 +120,15 @@ pub fn run(args: &ProduceArgs, cli: &Cli) -> Exit {
                 Ok(())
             }
             Source::XApi(x) => {
-                let options = crate::processor::source::x_api::StreamOptions::default();
-                match crate::processor::source::x_api::run(&x, &aws.ssm(), tx, cancel, options)
-                    .await
+                let options = crate::processor::write::source::x_api::StreamOptions::default();
+                match crate::processor::write::source::x_api::run(
+                    &x,
+                    &aws.ssm(),
+                    tx,
+                    cancel,
+                    options,
+                )
+                .await
                 {
                     Ok(report) => {
                         if let Some(rules) = &report.rules {

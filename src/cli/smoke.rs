@@ -26,7 +26,7 @@ use super::{Cli, Exit, Output, StackArgs, load, pipeline, smoke_watch, with_aws}
 use crate::aws::{Aws, AwsError, ResultExt};
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
 use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
-use crate::processor::batch::{aggregate_pk, minute_at};
+use crate::processor::read::batch::{aggregate_pk, minute_at};
 
 #[derive(Debug, Args)]
 pub struct SmokeArgs {

@@ -13,7 +13,7 @@ use super::{Cli, Exit, Output, StackArgs, load, with_aws};
 use crate::aws::ResultExt;
 use crate::names::Names;
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
-use crate::processor::batch::{aggregate_pk, minute_at, tally};
+use crate::processor::read::batch::{aggregate_pk, minute_at, tally};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Dimension {

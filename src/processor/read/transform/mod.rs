@@ -32,7 +32,7 @@
 //! "operational disconnect") is a dead letter of its own kind.
 //!
 //! ```
-//! use streamstack::processor::transform::{transform, RecordKind};
+//! use streamstack::processor::read::transform::{transform, RecordKind};
 //!
 //! let record = br#"{"id": "1", "text": "hello #rust", "author_id": "7",
 //!                   "created_at": "2021-09-20T03:54:05.000Z",

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::lease::{LeaseTable, SHARD_END};
 use crate::aws::{AwsError, ResultExt};
-use crate::processor::batch::{self, InRecord, ItemShape};
-use crate::processor::metrics::ConsumerMetrics;
-use crate::processor::sink::Sink;
+use crate::processor::read::batch::{self, InRecord, ItemShape};
+use crate::processor::read::metrics::ConsumerMetrics;
+use crate::processor::read::sink::Sink;
 
 /// Kinesis allows five GetRecords a second a shard, shared by everything
 /// that reads it, and Firehose reads the same shards. A reader that is

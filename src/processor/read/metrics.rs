@@ -138,7 +138,7 @@ impl ConsumerMetrics {
     }
 
     pub fn snapshot(&self) -> ConsumerSnapshot {
-        self.snapshot_at(crate::processor::consumer::lease::now_ms() as i64)
+        self.snapshot_at(crate::processor::read::consumer::lease::now_ms() as i64)
     }
 
     /// The counters, with lag computed as of `now_ms` (Unix milliseconds).

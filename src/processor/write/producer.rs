@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::Record;
 use crate::aws::AwsError;
+use crate::processor::Record;
 
 /// PutRecords takes at most 500 entries and 5 MiB (data plus partition keys).
 pub const MAX_BATCH_RECORDS: usize = 500;

@@ -173,7 +173,7 @@ pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processor::source::x_api::MAX_LINE;
+    use crate::processor::write::source::x_api::MAX_LINE;
 
     fn line(bytes: &[u8]) -> Piece {
         Piece::Line(bytes.to_vec())

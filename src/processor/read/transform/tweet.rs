@@ -1,6 +1,6 @@
 //! The typed tweet value the transform yields: the attributes extracted
 //! from one tweet, in either API version's shape. Turning it into a stored
-//! item is the batch plan's business (`processor::batch`), not the transform's.
+//! item is the batch plan's business (`processor::read::batch`), not the transform's.
 
 use std::fmt;
 

@@ -81,6 +81,7 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
             get_records: p.batch.get_records as i32,
             idle_poll: Duration::from_millis(args.idle_poll_ms),
             stall_after: args.stall_after,
+            settled: Default::default(),
         });
         let config = WorkerConfig {
             lease_duration: Duration::from_secs(args.lease_seconds),
@@ -104,33 +105,12 @@ pub fn run(args: &ConsumeArgs, cli: &Cli) -> Exit {
             })
         };
         if let Some(idle) = args.exit_when_idle {
-            let metrics = metrics.clone();
-            let cancel = cancel.clone();
-            // Never idle before a dead worker's leases could have expired and
-            // been taken over: "nothing to read" must mean nothing is left.
-            let settle = config.lease_duration + config.lease_interval * 2;
-            tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                let mut last = (u64::MAX, started);
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    let now = metrics.snapshot();
-                    // Idle: nothing new for a while, and every open shard is
-                    // read to its tip, by us or by another live worker (a
-                    // reader backing off after errors, or a lease lost and
-                    // not yet taken back, is not idle).
-                    let unsettled = metrics.unsettled.load(std::sync::atomic::Ordering::Relaxed);
-                    if now.records_in != last.0 || now.millis_behind_latest > 0 || unsettled > 0 {
-                        last = (now.records_in, tokio::time::Instant::now());
-                    } else if last.1.elapsed() >= Duration::from_secs(idle)
-                        && started.elapsed() >= settle
-                    {
-                        eprintln!("consume: idle for {idle} s, stopping");
-                        cancel.cancel();
-                        return;
-                    }
-                }
-            });
+            consumer::idle::stop_when_idle(
+                &ctx,
+                &config,
+                Duration::from_secs(idle),
+                cancel.clone(),
+            );
         }
         let stopping = cancel.clone();
         let stop_requested = tokio::spawn(async move {

@@ -32,19 +32,12 @@ pub struct ConsumerMetrics {
     batch_latency_ms_max: AtomicU64,
     /// Milliseconds behind the tip, per shard (the latest GetRecords says).
     behind: Mutex<HashMap<String, i64>>,
-    /// Shards whose reader's latest GetRecords found nothing new.
-    at_tip: Mutex<HashSet<String>>,
     /// Per shard, when the oldest record read but not yet checkpointed
     /// arrived in the stream (Unix milliseconds): a reader stuck on a slice
     /// shows as lag even though its last GetRecords was at the tip.
     pending_since: Mutex<HashMap<String, i64>>,
     /// Shards whose reader has retried the same work longer than the stall bound.
     stalled: Mutex<HashSet<String>>,
-    /// Open shards not known to be read to their tip: unread (free, expired,
-    /// or ours without a reader) or read by us and not caught up. Set by
-    /// each lease pass that completes; `u64::MAX` before the first one and
-    /// after one that failed.
-    pub unsettled: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -98,7 +91,6 @@ impl ConsumerMetrics {
             .expect("metrics lock")
             .remove(shard);
         self.stalled.lock().expect("metrics lock").remove(shard);
-        self.at_tip(shard, false);
     }
 
     /// The arrival time (Unix milliseconds) of the oldest record of `shard`
@@ -120,21 +112,6 @@ impl ConsumerMetrics {
         } else {
             set.remove(shard);
         }
-    }
-
-    /// Whether the reader of `shard` has caught up with the tip (its latest
-    /// read found nothing new) or not (it got records, or an error).
-    pub fn at_tip(&self, shard: &str, caught_up: bool) {
-        let mut at_tip = self.at_tip.lock().expect("metrics lock");
-        if caught_up {
-            at_tip.insert(shard.to_string());
-        } else {
-            at_tip.remove(shard);
-        }
-    }
-
-    pub fn is_at_tip(&self, shard: &str) -> bool {
-        self.at_tip.lock().expect("metrics lock").contains(shard)
     }
 
     pub fn snapshot(&self) -> ConsumerSnapshot {

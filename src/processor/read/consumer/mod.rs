@@ -7,12 +7,12 @@
 //! and checkpoint, and the leases are released for others to take at once.
 
 pub mod backlog;
+pub mod idle;
 pub mod lease;
 pub mod shard;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -211,7 +211,7 @@ pub async fn run(
     let mut seen: HashMap<String, (u64, Instant)> = HashMap::new();
     let mut pass: u32 = 0;
     // Nothing is known to be read until the first pass completes.
-    ctx.metrics.unsettled.store(u64::MAX, Relaxed);
+    ctx.settled.publish(None);
     let result = loop {
         if pass.is_multiple_of(config.shard_sync_every.max(1))
             && let Err(e) = sync_shards(&ctx.kinesis, &ctx.stream, &table).await
@@ -225,7 +225,7 @@ pub async fn run(
         if let Err(e) = lease_pass(&ctx, &config, &table, &me, &mut held, &mut seen, &cancel).await
         {
             // What is read and what is not is unknown until a pass completes.
-            ctx.metrics.unsettled.store(u64::MAX, Relaxed);
+            ctx.settled.publish(None);
             eprintln!("consume: {e}; trying again next pass");
         }
         tokio::select! {
@@ -363,11 +363,11 @@ async fn lease_pass(
             let read_by_another =
                 l.owner.as_deref().is_some_and(|o| o != me) && !expired.contains(&l.shard_id);
             let read_to_tip_by_us =
-                held.contains_key(&l.shard_id) && ctx.metrics.is_at_tip(&l.shard_id);
+                held.contains_key(&l.shard_id) && ctx.settled.is_at_tip(&l.shard_id);
             !(read_by_another || read_to_tip_by_us)
         })
         .count();
-    ctx.metrics.unsettled.store(unsettled as u64, Relaxed);
+    ctx.settled.publish(Some(unsettled));
     Ok(())
 }
 

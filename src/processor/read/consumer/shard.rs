@@ -13,6 +13,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio_util::sync::CancellationToken;
 
+use super::idle::Settledness;
 use super::lease::{LeaseTable, SHARD_END};
 use crate::aws::{AwsError, ResultExt};
 use crate::processor::read::batch::{self, InRecord, ItemShape};
@@ -46,6 +47,9 @@ pub struct ReaderContext {
     pub idle_poll: Duration,
     /// Retrying the same work this long is a stall ([`STALL_AFTER`] by default).
     pub stall_after: Duration,
+    /// How far the shards are read, for control (`--exit-when-idle`): apart
+    /// from `metrics`, which are figures only.
+    pub settled: Settledness,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +196,7 @@ pub async fn read(
 ) -> Result<ReaderEnd, AwsError> {
     let end = read_until_end(&ctx, &shard, checkpoint, &cancel).await;
     ctx.metrics.forget_shard(&shard);
+    ctx.settled.at_tip(&shard, false);
     end
 }
 
@@ -215,7 +220,7 @@ where
         match work().await {
             Ok(done) => return Some(done),
             Err(e) => {
-                ctx.metrics.at_tip(shard, false);
+                ctx.settled.at_tip(shard, false);
                 ctx.metrics.store_retries.fetch_add(1, Relaxed);
                 eprintln!("consume: {what} of shard {shard} failed: {e}; retrying");
                 stall.failed(ctx, shard, &e.to_string()).await;
@@ -313,7 +318,7 @@ async fn read_until_end(
             let out = match answer {
                 Ok(out) => out,
                 Err(e) => {
-                    ctx.metrics.at_tip(&shard, false);
+                    ctx.settled.at_tip(&shard, false);
                     let service = e.as_service_error();
                     let throttled =
                         service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
@@ -344,7 +349,7 @@ async fn read_until_end(
                 ctx.metrics.behind(&shard, behind);
             }
             let records = out.records();
-            ctx.metrics.at_tip(
+            ctx.settled.at_tip(
                 &shard,
                 records.is_empty() && out.millis_behind_latest().unwrap_or(0) == 0,
             );

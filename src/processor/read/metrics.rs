@@ -1,5 +1,5 @@
 //! The processor's own figures: counted with atomics on the hot path,
-//! printed as periodic progress lines and published to CloudWatch (one
+//! logged as a periodic progress event and published to CloudWatch (one
 //! batched PutMetricData a period) under the stack's dimension, where the
 //! stack's alarms and dashboard read them.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::aws::{AwsError, ResultExt};
 use crate::names::metrics::{self as metric, NAMESPACE as METRICS_NAMESPACE};
@@ -157,23 +158,6 @@ impl ConsumerMetrics {
 }
 
 impl ConsumerSnapshot {
-    /// One progress line.
-    pub fn line(&self) -> String {
-        format!(
-            "consume: {} records, {} tweets stored, {} dead letters, {} batches (mean {} ms, max {} ms), {} BatchWriteItem calls, {} shard(s), {} ms behind, {} stalled",
-            self.records_in,
-            self.tweets_stored,
-            self.dead_letters,
-            self.batches,
-            self.batch_latency_ms_mean,
-            self.batch_latency_ms_max,
-            self.write_calls,
-            self.shards,
-            self.millis_behind_latest,
-            self.stalled_shards
-        )
-    }
-
     /// The period's data points: deltas since `before`, lag as a gauge, and
     /// a heartbeat (its absence is what the heartbeat alarm catches).
     pub fn data(&self, before: &ConsumerSnapshot, stack: &str) -> Vec<MetricDatum> {
@@ -256,7 +240,7 @@ pub async fn publish(
     Ok(())
 }
 
-/// Prints a progress line and publishes the figures every `interval` until
+/// Logs a progress event and publishes the figures every `interval` until
 /// cancelled, then once more, so the last period is not lost.
 pub async fn report_loop(
     metrics: &ConsumerMetrics,
@@ -273,13 +257,28 @@ pub async fn report_loop(
             _ = cancel.cancelled() => true,
         };
         let now = metrics.snapshot();
-        eprintln!("{}", now.line());
+        // One event a period, figures as numbers, so that a log query can
+        // sum and chart them.
+        info!(
+            records_in = now.records_in,
+            tweets_stored = now.tweets_stored,
+            items_written = now.items_written,
+            dead_letters = now.dead_letters,
+            batches = now.batches,
+            batch_latency_ms_mean = now.batch_latency_ms_mean,
+            batch_latency_ms_max = now.batch_latency_ms_max,
+            write_calls = now.write_calls,
+            shards = now.shards,
+            millis_behind_latest = now.millis_behind_latest,
+            stalled_shards = now.stalled_shards,
+            "progress"
+        );
         if let Some(cw) = &cloudwatch
             && let Err(e) = publish(cw, now.data(&before, stack)).await
             && !warned
         {
             // Metrics are not worth stopping the pipeline for; say it once.
-            eprintln!("warning: {e} (further metric failures are not reported)");
+            warn!(error = %e, "publishing metrics failed; further metric failures are not reported");
             warned = true;
         }
         before = now;

@@ -13,7 +13,8 @@
 //! # Broken streams
 //!
 //! What is not a line X sent whole is never forwarded; it is counted in
-//! [`StreamStats`] and logged through [`StreamOptions::log`]:
+//! [`StreamStats`] and logged (a `tracing` warning, its text also handed to
+//! [`StreamOptions::log`]):
 //!
 //! - a connection that ends or breaks in the middle of a line (a cut, broken
 //!   chunked encoding, a stall): the partial line is dropped

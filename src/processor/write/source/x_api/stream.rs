@@ -13,6 +13,7 @@ use hyper::body::Body as _;
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use super::client::{MAX_ERROR_BODY, XApiClient, error_chain, read_body};
 use super::error::{XApiError, describe_problem};
@@ -22,8 +23,10 @@ use super::stats::StreamStats;
 use super::{MAX_LINE, STALL_TIMEOUT, STREAM_PATH, STREAM_QUERY};
 use crate::processor::Record;
 
-/// Where the stream says what it dropped and why it reconnects: one line of
-/// text a call, already scrubbed of the token.
+/// A copy, as text, of what the stream says it dropped and why it
+/// reconnects: one line a call, already scrubbed of the token. Every such
+/// line is first a `tracing` event with its figures as fields; this hook is
+/// for callers that want the text (the tests).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How the stream waits, what it buffers, and where it logs.
@@ -36,7 +39,7 @@ pub struct StreamOptions {
     /// one is dropped without being buffered further.
     pub max_line: usize,
     pub sleeper: Arc<dyn Sleeper>,
-    /// Standard error by default, as `produce: X API: ...`.
+    /// Nothing by default (the `tracing` events are the log).
     pub log: Log,
 }
 
@@ -46,7 +49,7 @@ impl Default for StreamOptions {
             stall_timeout: STALL_TIMEOUT,
             max_line: MAX_LINE,
             sleeper: Arc::new(TokioSleeper),
-            log: Arc::new(|line: &str| eprintln!("produce: X API: {line}")),
+            log: Arc::new(|_: &str| {}),
         }
     }
 }
@@ -92,9 +95,16 @@ impl XApiClient {
             } else {
                 ""
             };
+            let why = self.token.scrub(&ended.why);
+            warn!(
+                failure = ?ended.failure,
+                delay_ms = delay.as_millis() as u64,
+                as_asked = delay > scheduled,
+                reason = %why,
+                "X API stream: reconnecting"
+            );
             (options.log)(&format!(
-                "{}; reconnecting in {}{because}",
-                self.token.scrub(&ended.why),
+                "{why}; reconnecting in {}{because}",
                 humantime::format_duration(delay)
             ));
             tokio::select! {
@@ -200,6 +210,11 @@ impl XApiClient {
                     }
                     Piece::Oversize => {
                         stats.oversize_lines += 1;
+                        warn!(
+                            limit_bytes = options.max_line,
+                            "X API stream: dropped a line over the length limit (not sent); \
+                             reading on from the next newline"
+                        );
                         (options.log)(&format!(
                             "dropped a line longer than the {} byte limit (not sent); \
                              reading on from the next newline",
@@ -212,6 +227,7 @@ impl XApiClient {
         match lines.finish() {
             Tail::None => {}
             Tail::Oversize => {
+                warn!("X API stream: the connection ended inside the line that was too long");
                 (options.log)("the connection ended inside the line that was too long");
             }
             Tail::Partial(line) if is_json_object(&line) => {
@@ -222,6 +238,12 @@ impl XApiClient {
             Tail::Partial(line) => {
                 stats.partial_lines += 1;
                 stats.dropped_bytes += line.len() as u64;
+                warn!(
+                    bytes = line.len(),
+                    cut_off_when = %self.token.scrub(&ended.why),
+                    preview = %self.token.scrub(&preview(&line)),
+                    "X API stream: dropped a partial line (not sent)"
+                );
                 (options.log)(&self.token.scrub(&format!(
                     "dropped a partial line of {} bytes (not sent), cut off when {}: {}",
                     line.len(),
@@ -250,6 +272,11 @@ impl XApiClient {
         let (record, kind) = to_record(line);
         if kind == LineKind::Malformed && !*logged_malformed {
             *logged_malformed = true;
+            warn!(
+                preview = %self.token.scrub(&preview(&record.data)),
+                "X API stream: a line that is not a JSON object, sent on for the transform \
+                 to dead-letter (only the first of a connection is logged)"
+            );
             (options.log)(&self.token.scrub(&format!(
                 "a line that is not a JSON object (sent on, for the transform to dead-letter; \
                  only the first of a connection is logged): {}",

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::spec::Resolved;
 use serde_json::Value;
 
-use crate::processor::consumer::WorkerConfig;
-use crate::processor::consumer::shard::STORE_SLICE;
+use crate::processor::read::consumer::WorkerConfig;
+use crate::processor::read::consumer::shard::STORE_SLICE;
 use crate::spec::model::{BillingMode, CapacityMode, Stack};
 
 /// The price table shipped with the tool (US East, list prices).

@@ -25,9 +25,9 @@ use std::sync::OnceLock;
 use md5::{Digest, Md5};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use streamstack::processor::batch::{self, InRecord, ItemShape};
-use streamstack::processor::deaggregate::{KPL_MAGIC, aggregate, deaggregate};
-use streamstack::processor::transform::{RecordKind, transform};
+use streamstack::processor::read::batch::{self, InRecord, ItemShape};
+use streamstack::processor::read::deaggregate::{KPL_MAGIC, aggregate, deaggregate};
+use streamstack::processor::read::transform::{RecordKind, transform};
 
 #[path = "support/fuzz.rs"]
 mod fuzz;

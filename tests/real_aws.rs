@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use streamstack::processor::batch::{self, InRecord, ItemKey, ItemShape};
-use streamstack::processor::metrics::ConsumerMetrics;
-use streamstack::processor::sink::{Sink, SinkTargets};
+use streamstack::processor::read::batch::{self, InRecord, ItemKey, ItemShape};
+use streamstack::processor::read::metrics::ConsumerMetrics;
+use streamstack::processor::read::sink::{Sink, SinkTargets};
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, stack_copy, streamstack};
 
 /// A v2 tweet as the X API sends it, one record.

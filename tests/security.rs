@@ -11,14 +11,14 @@
 //!   group policies): Allow statements name their actions (no `*`, no
 //!   `service:*`, no partial wildcard, no NotAction) and their resources (no
 //!   NotResource; `*` or a whole-service ARN only for the actions in
-//!   [`STAR_RESOURCE_OK`], each with its reason); no AWS-managed policy is
+//!   [`iam::STAR_RESOURCE_OK`], each with its reason); no AWS-managed policy is
 //!   attached (it cannot be read from the template, and the usual one for
 //!   Systems Manager reads every SSM parameter of the account).
 //! - Trust policies: sts:AssumeRole by one AWS service, pinned to this
 //!   account by aws:SourceAccount.
 //! - Resource policies (bucket, key, topic, queue): no Allow to `*`; Allow
 //!   actions named, except the key policy's delegation to this account's IAM
-//!   ([`is_key_delegation`]); Deny statements may be as broad as they like.
+//!   ([`iam::is_key_delegation`]); Deny statements may be as broad as they like.
 //! - S3: every bucket blocks public access (all four flags) and has a
 //!   TLS-only policy (Deny s3:* to anyone on the bucket and its objects when
 //!   aws:SecureTransport is false).
@@ -29,16 +29,18 @@
 //!   names no SSH key pair; every instance and group launches from such a
 //!   template; no ingress on port 22 nor from 0.0.0.0/0 or ::/0.
 
+#[path = "support/fake_x.rs"]
+mod fake_x;
+#[path = "support/iam.rs"]
+mod iam;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fake_x::{Reply, Req, Server, Step};
+use iam::{STAR_RESOURCE_OK, iam_findings, is_everyone, list, of_type, resources, statements};
 use serde_json::{Value, json};
 use streamstack::spec;
 use streamstack::template;
@@ -77,252 +79,8 @@ fn prod() -> Value {
 }
 
 // ---------------------------------------------------------------------------
-// The checkers
+// The checkers (the IAM policy linter is in tests/support/iam.rs)
 // ---------------------------------------------------------------------------
-
-/// Actions allowed on `*`: none has resource-level permissions (or, for the
-/// agent's registration, the caller is the resource). The condition, when
-/// named, must be on the statement.
-const STAR_RESOURCE_OK: &[(&str, Option<&str>, &str)] = &[
-    (
-        "cloudwatch:PutMetricData",
-        Some("cloudwatch:namespace"),
-        "no resource-level permissions; the namespace condition pins it to the processor's metrics",
-    ),
-    (
-        "ssm:UpdateInstanceInformation",
-        None,
-        "the SSM agent registering its own instance (AWS's minimal agent policy grants it on *)",
-    ),
-    (
-        "ec2messages:AcknowledgeMessage",
-        None,
-        "ec2messages has no resource types (Run Command delivery)",
-    ),
-    (
-        "ec2messages:DeleteMessage",
-        None,
-        "ec2messages has no resource types",
-    ),
-    (
-        "ec2messages:FailMessage",
-        None,
-        "ec2messages has no resource types",
-    ),
-    (
-        "ec2messages:GetEndpoint",
-        None,
-        "ec2messages has no resource types",
-    ),
-    (
-        "ec2messages:GetMessages",
-        None,
-        "ec2messages has no resource types",
-    ),
-    (
-        "ec2messages:SendReply",
-        None,
-        "ec2messages has no resource types",
-    ),
-    (
-        "ssmmessages:CreateControlChannel",
-        None,
-        "ssmmessages has no resource types (Session Manager channels)",
-    ),
-    (
-        "ssmmessages:CreateDataChannel",
-        None,
-        "ssmmessages has no resource types",
-    ),
-    (
-        "ssmmessages:OpenControlChannel",
-        None,
-        "ssmmessages has no resource types",
-    ),
-    (
-        "ssmmessages:OpenDataChannel",
-        None,
-        "ssmmessages has no resource types",
-    ),
-];
-
-fn resources(t: &Value) -> Vec<(&String, &Value)> {
-    t["Resources"]
-        .as_object()
-        .map(|m| m.iter().collect())
-        .unwrap_or_default()
-}
-
-fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
-    resources(t)
-        .into_iter()
-        .filter(|(_, r)| r["Type"] == ty)
-        .collect()
-}
-
-/// A string or an array of values, as a list.
-fn list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(items) => items.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    }
-}
-
-fn statements(document: &Value) -> Vec<&Value> {
-    list(&document["Statement"])
-}
-
-/// A resource that names everything: `*`, or an ARN (literal or Fn::Sub)
-/// whose resource part is `*` (`arn:aws:kinesis:*:*:*`).
-fn names_everything(resource: &Value) -> bool {
-    let text = match resource {
-        Value::String(s) => s.as_str(),
-        Value::Object(o) => match o.get("Fn::Sub") {
-            Some(Value::String(s)) => s.as_str(),
-            _ => return false,
-        },
-        _ => return false,
-    };
-    // `${AWS::Partition}` and friends hold colons of their own.
-    let mut plain = String::new();
-    let mut rest = text;
-    while let Some((before, after)) = rest.split_once("${") {
-        plain.push_str(before);
-        plain.push('x');
-        rest = after.split_once('}').map_or("", |(_, r)| r);
-    }
-    plain.push_str(rest);
-    plain == "*" || (plain.starts_with("arn:") && plain.splitn(6, ':').nth(5) == Some("*"))
-}
-
-fn is_everyone(principal: &Value) -> bool {
-    principal == "*" || list(&principal["AWS"]).iter().any(|p| *p == "*")
-}
-
-/// The key policy's first statement: the account (root) may administer the
-/// key through IAM. `kms:*` to this account only: narrowing it can lock the
-/// key (PutKeyPolicy), and it grants nothing by itself: the roles' own
-/// policies name their KMS actions on the key's ARN.
-fn is_key_delegation(statement: &Value) -> bool {
-    statement["Principal"]["AWS"]
-        == json!({ "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root" })
-        && list(&statement["Action"]) == vec![&json!("kms:*")]
-        && statement.get("Condition").is_none()
-}
-
-/// An identity policy (what a role, user or group may do).
-fn check_identity_policy(owner: &str, document: &Value, findings: &mut Vec<String>) {
-    for st in statements(document) {
-        if st["Effect"] != "Allow" {
-            continue;
-        }
-        let sid = st["Sid"].as_str().unwrap_or("?");
-        if st.get("NotAction").is_some() || st.get("NotResource").is_some() {
-            findings.push(format!("{owner} {sid}: NotAction/NotResource in an Allow"));
-        }
-        let actions = list(&st["Action"]);
-        for action in &actions {
-            if action.as_str().is_none_or(|a| a.contains('*')) {
-                findings.push(format!("{owner} {sid}: wildcard action {action}"));
-            }
-        }
-        if list(&st["Resource"]).into_iter().any(names_everything) {
-            for action in &actions {
-                let allowed = STAR_RESOURCE_OK
-                    .iter()
-                    .find(|(a, _, _)| *action == a)
-                    .is_some_and(|(_, condition, _)| {
-                        condition.is_none_or(|key| st["Condition"].to_string().contains(key))
-                    });
-                if !allowed {
-                    findings.push(format!(
-                        "{owner} {sid}: {action} on every resource (not in the allowlist, or without its condition)"
-                    ));
-                }
-            }
-        }
-    }
-}
-
-fn check_trust_policy(owner: &str, document: &Value, findings: &mut Vec<String>) {
-    for st in statements(document) {
-        let service_only = st["Principal"]
-            .as_object()
-            .is_some_and(|p| p.keys().all(|k| k == "Service"));
-        if st["Effect"] == "Allow"
-            && (!service_only
-                || list(&st["Action"]) != vec![&json!("sts:AssumeRole")]
-                || st["Condition"]["StringEquals"]["aws:SourceAccount"]
-                    != json!({ "Ref": "AWS::AccountId" }))
-        {
-            findings.push(format!(
-                "{owner}: trust policy must let one AWS service assume the role for this account only: {st}"
-            ));
-        }
-    }
-}
-
-/// A resource policy (bucket, key, topic, queue).
-fn check_resource_policy(owner: &str, document: &Value, key: bool, findings: &mut Vec<String>) {
-    for st in statements(document) {
-        if st["Effect"] != "Allow" {
-            continue;
-        }
-        let sid = st["Sid"].as_str().unwrap_or("?");
-        if is_everyone(&st["Principal"]) || st.get("NotPrincipal").is_some() {
-            findings.push(format!("{owner} {sid}: allows everyone"));
-        }
-        if key && is_key_delegation(st) {
-            continue;
-        }
-        for action in list(&st["Action"]) {
-            if action.as_str().is_none_or(|a| a.contains('*')) {
-                findings.push(format!("{owner} {sid}: wildcard action {action}"));
-            }
-        }
-        // In a key policy `*` means the key itself; elsewhere name the resource.
-        if !key && list(&st["Resource"]).into_iter().any(names_everything) {
-            findings.push(format!("{owner} {sid}: Allow on every resource"));
-        }
-    }
-}
-
-fn iam_findings(t: &Value) -> Vec<String> {
-    let mut findings = Vec::new();
-    for (id, r) in resources(t) {
-        let p = &r["Properties"];
-        match r["Type"].as_str().unwrap_or_default() {
-            "AWS::IAM::Role" | "AWS::IAM::User" | "AWS::IAM::Group" => {
-                for policy in list(&p["Policies"]) {
-                    check_identity_policy(id, &policy["PolicyDocument"], &mut findings);
-                }
-                if r["Type"] == "AWS::IAM::Role" {
-                    check_trust_policy(id, &p["AssumeRolePolicyDocument"], &mut findings);
-                }
-                for arn in list(&p["ManagedPolicyArns"]) {
-                    let ours = arn["Ref"].as_str().is_some_and(|target| {
-                        t["Resources"][target]["Type"] == "AWS::IAM::ManagedPolicy"
-                    });
-                    if !ours {
-                        findings.push(format!(
-                            "{id}: attaches managed policy {arn}, which this check cannot read"
-                        ));
-                    }
-                }
-            }
-            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
-                check_identity_policy(id, &p["PolicyDocument"], &mut findings);
-            }
-            "AWS::S3::BucketPolicy" | "AWS::SNS::TopicPolicy" | "AWS::SQS::QueuePolicy" => {
-                check_resource_policy(id, &p["PolicyDocument"], false, &mut findings);
-            }
-            "AWS::KMS::Key" => check_resource_policy(id, &p["KeyPolicy"], true, &mut findings),
-            _ => {}
-        }
-    }
-    findings
-}
 
 fn bucket_findings(t: &Value) -> Vec<String> {
     let mut findings = Vec::new();
@@ -913,101 +671,18 @@ fn planted_token() -> String {
     format!("PLANTED-{}-{nanos:x}-zq7", std::process::id())
 }
 
-/// What the fake X API does with one request.
-enum Answer {
-    Json(u16, String),
-    /// 200, one heartbeat, then the connection is cut mid-body.
-    CutStream,
+/// 200, one heartbeat, then the connection is cut mid-body (after a pause,
+/// so that reconnecting is not a busy loop).
+fn cut_stream() -> Reply {
+    Reply::Stream(vec![
+        Step::Chunk(b"\r\n".to_vec()),
+        Step::Pause(Duration::from_millis(100)),
+        Step::Abort,
+    ])
 }
 
-/// A fake X API on 127.0.0.1: one thread a connection, `Connection: close`.
-struct FakeX {
-    url: String,
-    /// Every Authorization header it received.
-    authorizations: Arc<Mutex<Vec<String>>>,
-    stream_requests: Arc<AtomicUsize>,
-}
-
-impl FakeX {
-    fn start(answer: impl Fn(&str, &str, &str) -> Answer + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let authorizations = Arc::new(Mutex::new(Vec::new()));
-        let stream_requests = Arc::new(AtomicUsize::new(0));
-        let answer = Arc::new(answer);
-        let (auth, streams) = (authorizations.clone(), stream_requests.clone());
-        std::thread::spawn(move || {
-            for socket in listener.incoming() {
-                let Ok(socket) = socket else { return };
-                let (answer, auth, streams) = (answer.clone(), auth.clone(), streams.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(socket, &*answer, &auth, &streams);
-                });
-            }
-        });
-        Self {
-            url,
-            authorizations,
-            stream_requests,
-        }
-    }
-}
-
-fn serve(
-    mut socket: TcpStream,
-    answer: &dyn Fn(&str, &str, &str) -> Answer,
-    authorizations: &Mutex<Vec<String>>,
-    stream_requests: &AtomicUsize,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(socket.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts
-        .next()
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let (mut authorization, mut length) = (String::new(), 0usize);
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "authorization" => authorization = value.trim().to_string(),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    authorizations.lock().unwrap().push(authorization.clone());
-    if path == "/2/tweets/search/stream" {
-        stream_requests.fetch_add(1, Ordering::SeqCst);
-    }
-    match answer(&method, &path, &authorization) {
-        Answer::Json(status, body) => write!(
-            socket,
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-        Answer::CutStream => {
-            write!(
-                socket,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n\r\n\r\n"
-            )?;
-            socket.flush()?;
-            // A pause so that reconnecting is not a busy loop, then the cut.
-            std::thread::sleep(Duration::from_millis(100));
-            socket.shutdown(std::net::Shutdown::Both)
-        }
-    }
+fn json_reply(status: u16, body: &str) -> Reply {
+    Reply::Json(status, serde_json::from_str(body).unwrap())
 }
 
 /// The rules of stacks/tweets.yaml, as X would list them.
@@ -1165,12 +840,12 @@ fn a_planted_ssm_token_is_not_echoed_when_x_refuses_it() {
     let parameter = format!("/streamstack-security/{}", &token[8..]);
     plant_in_ssm(&parameter, &token);
     // X answers 401 and echoes the request's credentials in its problem.
-    let x = FakeX::start(|_, _, authorization| {
-        Answer::Json(
+    let x = Server::start_blocking(|req: &Req| {
+        let authorization = req.header("authorization").unwrap_or_default();
+        Reply::Json(
             401,
             json!({ "title": format!("Unauthorized: {authorization}"), "type": "about:blank",
-                    "detail": format!("Token {authorization} is invalid"), "status": 401 })
-            .to_string(),
+                    "detail": format!("Token {authorization} is invalid"), "status": 401 }),
         )
     });
     let stack = x_stack(&format!("ssm:{parameter}"), &x.url);
@@ -1185,9 +860,7 @@ fn a_planted_ssm_token_is_not_echoed_when_x_refuses_it() {
     }
     // The token was read from SSM and sent: the test planted what it greps for.
     assert!(
-        x.authorizations
-            .lock()
-            .unwrap()
+        x.authorizations()
             .iter()
             .any(|a| *a == format!("Bearer {token}"))
     );
@@ -1199,34 +872,32 @@ fn a_planted_ssm_token_is_not_echoed_when_x_refuses_it() {
 fn a_planted_env_token_is_not_echoed_from_a_body_the_client_cannot_parse() {
     let token = planted_token();
     // A proxy or a broken server echoes the credentials where a list is due.
-    let x = FakeX::start(|_, _, authorization| {
-        Answer::Json(200, json!({ "data": authorization }).to_string())
+    let x = Server::start_blocking(|req: &Req| {
+        let authorization = req.header("authorization").unwrap_or_default();
+        Reply::Json(200, json!({ "data": authorization }))
     });
     let stack = x_stack("env:X_BEARER_TOKEN", &x.url);
     let out = produce(&stack, &token, false);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_output_clean(&token, &out);
-    assert!(
-        x.authorizations
-            .lock()
-            .unwrap()
-            .contains(&format!("Bearer {token}"))
-    );
+    assert!(x.authorizations().contains(&format!("Bearer {token}")));
 }
 
 #[test]
 fn a_planted_env_token_is_not_echoed_when_x_rejects_the_rules() {
     let token = planted_token();
     // No rules yet; adding them fails with an error that echoes the credentials.
-    let x = FakeX::start(|method, _, authorization| match method {
-        "GET" => Answer::Json(200, r#"{"meta":{"result_count":0}}"#.into()),
-        _ => Answer::Json(
-            200,
-            json!({ "meta": { "summary": { "created": 0, "not_created": 2 } },
+    let x = Server::start_blocking(|req: &Req| {
+        let authorization = req.header("authorization").unwrap_or_default();
+        match req.method.as_str() {
+            "GET" => json_reply(200, r#"{"meta":{"result_count":0}}"#),
+            _ => Reply::Json(
+                200,
+                json!({ "meta": { "summary": { "created": 0, "not_created": 2 } },
                     "errors": [{ "value": "#rustlang", "title": "Invalid Request",
-                                 "detail": format!("rejected for {authorization}") }] })
-            .to_string(),
-        ),
+                                 "detail": format!("rejected for {authorization}") }] }),
+            ),
+        }
     });
     let stack = x_stack("env:X_BEARER_TOKEN", &x.url);
     let out = produce(&stack, &token, false);
@@ -1243,9 +914,9 @@ fn a_planted_ssm_token_is_not_in_the_command_line_nor_the_output_of_a_cut_stream
     let token = planted_token();
     let parameter = format!("/streamstack-security/{}", &token[8..]);
     plant_in_ssm(&parameter, &token);
-    let x = FakeX::start(|_, path, _| match path {
-        "/2/tweets/search/stream" => Answer::CutStream,
-        _ => Answer::Json(200, TWEETS_RULES.into()),
+    let x = Server::start_blocking(|req: &Req| match req.path() {
+        "/2/tweets/search/stream" => cut_stream(),
+        _ => json_reply(200, TWEETS_RULES),
     });
     let stack = x_stack(&format!("ssm:{parameter}"), &x.url);
     let mut cmd = support::streamstack_std();
@@ -1258,13 +929,13 @@ fn a_planted_ssm_token_is_not_in_the_command_line_nor_the_output_of_a_cut_stream
     let pid = child.id();
     // Running, connected, cut and reconnected: look at its command line.
     let mut waited = 0;
-    while x.stream_requests.load(Ordering::SeqCst) < 3 && waited < 600 {
+    while x.stream_requests().len() < 3 && waited < 600 {
         std::thread::sleep(Duration::from_millis(100));
         waited += 1;
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(
-        x.stream_requests.load(Ordering::SeqCst) >= 3,
+        x.stream_requests().len() >= 3,
         "the stream was not reconnected"
     );
     assert!(String::from_utf8_lossy(&cmdline).contains("produce"));
@@ -1281,12 +952,7 @@ fn a_planted_ssm_token_is_not_in_the_command_line_nor_the_output_of_a_cut_stream
         String::from_utf8_lossy(&out.stderr).contains("X API stream"),
         "{out:?}"
     );
-    assert!(
-        x.authorizations
-            .lock()
-            .unwrap()
-            .contains(&format!("Bearer {token}"))
-    );
+    assert!(x.authorizations().contains(&format!("Bearer {token}")));
     assert_processor_logs_clean(&token);
     delete_from_ssm(&parameter);
 }

@@ -8,259 +8,29 @@
 //! 400 ms stall timeout), and the cancellation test waits a fraction of a
 //! second.
 
-use std::collections::VecDeque;
+#[path = "support/fake_x.rs"]
+mod fake_x;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fake_x::{Reply, Req, Server, Step, scripted};
 use serde_json::{Value, json};
 use streamstack::processor::Record;
-use streamstack::processor::source::x_api::{
+use streamstack::processor::write::source::x_api::{
     BearerToken, MAX_LINE, Reconnects, STREAM_PATH, STREAM_QUERY, Sleep, Sleeper, StreamOptions,
     StreamRule, StreamStats, TokenProblem, XApiClient, XApiError, resolve_token, run,
 };
 use streamstack::spec::model::{TaggedRule, XApiSource, XRule};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "PLANTED-bearer-7f3a9c2e41d8";
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const S: fn(u64) -> Duration = Duration::from_secs;
-
-// ---------------------------------------------------------------------------
-// A small HTTP/1.1 server
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Req {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
-    at: Instant,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn path(&self) -> &str {
-        self.target.split('?').next().unwrap()
-    }
-
-    fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-enum Reply {
-    Json(u16, Value),
-    AwsJson(u16, Value),
-    Stream(Vec<Step>),
-    /// Bytes written as they are, status line and headers included: for
-    /// responses no well-behaved server would send.
-    Raw(Vec<Step>),
-    /// Close the connection without answering.
-    Refuse,
-}
-
-enum Step {
-    Chunk(Vec<u8>),
-    Pause(Duration),
-    /// The terminating chunk: a clean end of the body.
-    End,
-    /// Close mid-body (no terminating chunk).
-    Abort,
-    /// Send nothing more until the client hangs up.
-    Hold,
-}
-
-type Handler = dyn Fn(&Req) -> Reply + Send + Sync;
-
-struct Server {
-    url: String,
-    requests: Arc<Mutex<Vec<Req>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
-
-impl Server {
-    async fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let log = requests.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, handler.clone(), log.clone()));
-            }
-        });
-        Self {
-            url,
-            requests,
-            accept,
-        }
-    }
-
-    fn requests(&self) -> Vec<Req> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn stream_requests(&self) -> Vec<Req> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path() == STREAM_PATH)
-            .collect()
-    }
-}
-
-async fn serve(mut socket: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<Req>>>) {
-    let Some(req) = read_request(&mut socket).await else {
-        return;
-    };
-    log.lock().unwrap().push(req.clone());
-    match handler(&req) {
-        Reply::Refuse => {}
-        Reply::Json(status, body) => respond(&mut socket, status, "application/json", body).await,
-        Reply::AwsJson(status, body) => {
-            respond(&mut socket, status, "application/x-amz-json-1.1", body).await;
-        }
-        Reply::Stream(steps) => {
-            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                        transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-            if socket.write_all(head.as_bytes()).await.is_err() {
-                return;
-            }
-            write_steps(&mut socket, steps, true).await;
-        }
-        Reply::Raw(steps) => write_steps(&mut socket, steps, false).await,
-    }
-}
-
-/// `chunked`: each `Chunk` is framed as an HTTP/1.1 chunk, and `End` is the
-/// terminating chunk; otherwise bytes go out as they are and `End` closes.
-async fn write_steps(socket: &mut TcpStream, steps: Vec<Step>, chunked: bool) {
-    for step in steps {
-        match step {
-            Step::Chunk(bytes) => {
-                let mut frame = Vec::with_capacity(bytes.len() + 16);
-                if chunked {
-                    frame.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
-                }
-                frame.extend_from_slice(&bytes);
-                if chunked {
-                    frame.extend_from_slice(b"\r\n");
-                }
-                if socket.write_all(&frame).await.is_err() {
-                    return;
-                }
-            }
-            Step::Pause(d) => tokio::time::sleep(d).await,
-            Step::End => {
-                if chunked {
-                    let _ = socket.write_all(b"0\r\n\r\n").await;
-                }
-                let _ = socket.shutdown().await;
-                return;
-            }
-            Step::Abort => return,
-            Step::Hold => {
-                let mut sink = [0u8; 1024];
-                while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
-                return;
-            }
-        }
-    }
-}
-
-async fn respond(socket: &mut TcpStream, status: u16, content_type: &str, body: Value) {
-    let body = body.to_string();
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = socket.write_all(head.as_bytes()).await;
-    let _ = socket.write_all(body.as_bytes()).await;
-    let _ = socket.shutdown().await;
-}
-
-async fn read_request(socket: &mut TcpStream) -> Option<Req> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let at = Instant::now();
-    let head = String::from_utf8(buf[..head_end].to_vec()).ok()?;
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next()?.split(' ');
-    let method = request_line.next()?.to_string();
-    let target = request_line.next()?.to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Req {
-        method,
-        target,
-        headers,
-        body: String::from_utf8(body).ok()?,
-        at,
-    })
-}
-
-/// Stream replies handed out in order; once they run out, a connection that
-/// stays open and silent (tests cancel before the stall timeout).
-fn scripted(replies: Vec<Reply>) -> impl Fn(&Req) -> Reply + Send + Sync + 'static {
-    let replies = Mutex::new(VecDeque::from(replies));
-    move |req: &Req| {
-        assert_eq!(req.path(), STREAM_PATH, "unexpected request {req:?}");
-        replies
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(Reply::Stream(vec![Step::Hold]))
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Data and helpers

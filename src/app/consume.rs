@@ -10,9 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::{AppError, Environment};
 use crate::aws::{CallStats, call_stats};
 use crate::logging::cloudwatch::{Activator, ShipStats};
-use crate::processor::consumer::{self, WorkerConfig, lease::LeaseTable, shard::ReaderContext};
-use crate::processor::metrics::{self, ConsumerMetrics, ConsumerSnapshot};
-use crate::processor::sink::{Sink, SinkTargets};
+use crate::processor::read::consumer::{
+    self, WorkerConfig, lease::LeaseTable, shard::ReaderContext,
+};
+use crate::processor::read::metrics::{self, ConsumerMetrics, ConsumerSnapshot};
+use crate::processor::read::sink::{Sink, SinkTargets};
 
 /// How the worker runs (the command line's options).
 #[derive(Debug, Clone)]
@@ -75,6 +77,7 @@ pub async fn consume(
         get_records: p.batch.get_records as i32,
         idle_poll: Duration::from_millis(options.idle_poll_ms),
         stall_after: options.stall_after,
+        settled: Default::default(),
     });
     let config = WorkerConfig {
         lease_duration: Duration::from_secs(options.lease_seconds),
@@ -100,33 +103,7 @@ pub async fn consume(
         })
     };
     if let Some(idle) = options.exit_when_idle {
-        let metrics = metrics.clone();
-        let cancel = cancel.clone();
-        // Never idle before a dead worker's leases could have expired and
-        // been taken over: "nothing to read" must mean nothing is left.
-        let settle = config.lease_duration + config.lease_interval * 2;
-        tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            let mut last = (u64::MAX, started);
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let now = metrics.snapshot();
-                // Idle: nothing new for a while, and every open shard is
-                // read to its tip, by us or by another live worker (a
-                // reader backing off after errors, or a lease lost and
-                // not yet taken back, is not idle).
-                let unsettled = metrics.unsettled.load(std::sync::atomic::Ordering::Relaxed);
-                if now.records_in != last.0 || now.millis_behind_latest > 0 || unsettled > 0 {
-                    last = (now.records_in, tokio::time::Instant::now());
-                } else if last.1.elapsed() >= Duration::from_secs(idle)
-                    && started.elapsed() >= settle
-                {
-                    tracing::info!(idle_s = idle, "consume: idle for {idle} s, stopping");
-                    cancel.cancel();
-                    return;
-                }
-            }
-        });
+        consumer::idle::stop_when_idle(&ctx, &config, Duration::from_secs(idle), cancel.clone());
     }
     let stopping = cancel.clone();
     let stop_requested = tokio::spawn(async move {

@@ -9,7 +9,7 @@ use super::{AppError, Environment};
 use crate::deploy::POLL_INTERVAL;
 use crate::deploy::down::{self, DataPolicy, DownOutcome, StreamData};
 use crate::deploy::local_processor;
-use crate::processor::consumer::backlog::unread_records;
+use crate::processor::read::consumer::backlog::unread_records;
 
 /// What `down` did.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::AppError;
 use crate::aws::{Aws, AwsArgs};
 use crate::names::{Names, output};
-use crate::processor::batch::ItemShape;
+use crate::processor::read::batch::ItemShape;
 use crate::spec::Resolved;
 use crate::spec::model::{BatchSpec, Target};
 use crate::template;

@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AppError, Environment};
 use crate::aws::{CallStats, call_stats};
-use crate::processor::producer::{self, ProducerConfig, ProducerSnapshot, ProducerStats};
-use crate::processor::source::replay::{self, ReplayConfig};
-use crate::processor::source::synthetic::{self, SyntheticConfig};
+use crate::processor::write::producer::{self, ProducerConfig, ProducerSnapshot, ProducerStats};
+use crate::processor::write::source::replay::{self, ReplayConfig};
+use crate::processor::write::source::synthetic::{self, SyntheticConfig};
 use crate::spec::Resolved;
 
 /// What the command line says of the source; unset fields come from the stack file.
@@ -131,8 +131,10 @@ pub async fn produce(
             Ok(())
         }
         Source::XApi(x) => {
-            let options = crate::processor::source::x_api::StreamOptions::default();
-            match crate::processor::source::x_api::run(&x, &aws.ssm(), tx, cancel, options).await {
+            let options = crate::processor::write::source::x_api::StreamOptions::default();
+            match crate::processor::write::source::x_api::run(&x, &aws.ssm(), tx, cancel, options)
+                .await
+            {
                 Ok(report) => {
                     if let Some(rules) = &report.rules {
                         tracing::info!("produce: X API rules: {rules:?}");

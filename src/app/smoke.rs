@@ -25,7 +25,7 @@ use super::{AppError, Environment, smoke_watch};
 use crate::aws::{Aws, AwsError, ResultExt};
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
 use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
-use crate::processor::batch::{aggregate_pk, minute_at};
+use crate::processor::read::batch::{aggregate_pk, minute_at};
 
 /// The processor publishes every 10 s; CloudWatch shows a datapoint within
 /// a minute or two of it.

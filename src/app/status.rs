@@ -189,13 +189,13 @@ async fn shard_views(
     names: &Names,
 ) -> Result<Vec<ShardView>, crate::aws::AwsError> {
     let aws = &env.aws;
-    use crate::processor::consumer::backlog::behind_checkpoint;
-    let table = crate::processor::consumer::lease::LeaseTable::new(
+    use crate::processor::read::consumer::backlog::behind_checkpoint;
+    let table = crate::processor::read::consumer::lease::LeaseTable::new(
         aws.dynamodb(),
         &names.lease_table,
         "status",
     );
-    let now_ms = crate::processor::consumer::lease::now_ms() as i64;
+    let now_ms = crate::processor::read::consumer::lease::now_ms() as i64;
     let mut views = Vec::new();
     for lease in table.scan().await? {
         let backlog = behind_checkpoint(

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{AppError, Environment};
 use crate::aws::ResultExt;
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
-use crate::processor::batch::{aggregate_pk, minute_at, tally};
+use crate::processor::read::batch::{aggregate_pk, minute_at, tally};
 
 /// Which minutes to count.
 #[derive(Debug, Clone, Copy)]

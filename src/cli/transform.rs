@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Exit, Output};
-use crate::processor::batch::{self, InRecord, ItemShape};
+use crate::processor::read::batch::{self, InRecord, ItemShape};
 
 #[derive(Debug, Args)]
 pub struct TransformArgs {

@@ -1,20 +1,32 @@
-//! The bundled ingestion processor: sources and producer, the consumer
-//! (leases, checkpoints), the transform, the sinks and the metrics.
+//! The bundled ingestion processor, in two halves on either side of the
+//! Kinesis stream: the [`write`] side puts records in, the [`read`] side
+//! takes them out and stores what they hold.
 //!
-//! Data path: a [`source`] yields [`Record`]s into the [`producer`], which
-//! batches them into Kinesis PutRecords. The [`consumer`] leases shards
-//! through the DynamoDB lease table, reads them, [`deaggregate`]s KPL
-//! records, runs the [`transform`], stores tweets and aggregates through the
-//! [`sink`], and checkpoints only after the sink has stored the batch.
+//! ```text
+//!  write side (`produce`)                  |  read side (`consume`)
+//!                                          |
+//!  write::source                           |  read::consumer
+//!    replay, synthetic, X API stream       |    leases (DynamoDB lease table),
+//!      | Record                            |    one shard reader a held shard
+//!      v                                   |      | GetRecords
+//!  write::producer                         |      v
+//!    batches, retries        PutRecords    |  read::batch (the plan)
+//!      ------------------>  Kinesis  ----------> read::deaggregate (KPL records)
+//!                          stream          |      -> read::transform (bytes -> tweets)
+//!                                          |      -> items, aggregates, dead letters
+//!                                          |      v
+//!                                          |  read::sink
+//!                                          |    DynamoDB tables, dead letters in S3,
+//!                                          |    then the checkpoint
+//!                                          |  read::metrics
+//!                                          |    progress events, CloudWatch
+//! ```
+//!
+//! A checkpoint is written only after the sink has stored the batch, so a
+//! crash replays records instead of losing them (the writes are idempotent).
 
-pub mod batch;
-pub mod consumer;
-pub mod deaggregate;
-pub mod metrics;
-pub mod producer;
-pub mod sink;
-pub mod source;
-pub mod transform;
+pub mod read;
+pub mod write;
 
 /// One record for the stream: the partition key decides its shard.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::Credentials;
 use streamstack::aws::Aws;
-use streamstack::processor::batch::{self, BatchPlan};
+use streamstack::processor::read::batch::{self, BatchPlan};
 
 /// The emulator's endpoint. These tests cannot pass without it, so they fail
 /// loudly instead of skipping.

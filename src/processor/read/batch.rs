@@ -2,6 +2,9 @@
 //! membership items and dead letters. Pure (no I/O, no clock: the caller
 //! passes the time), so the sink and the `transform` dry run share it.
 //!
+//! The DynamoDB item shape lives here ([`dynamodb_item`], [`tweet_item`]):
+//! the transform yields typed [`Tweet`]s and knows nothing of items.
+//!
 //! Idempotence is decided here. A tweet item is keyed by its id, so a tweet
 //! seen twice (a producer retry, a replay after a crash, a lease handover)
 //! overwrites itself. Aggregates are *membership* items, one per (minute,
@@ -229,6 +232,61 @@ pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPla
     plan
 }
 
+/// The tweet as the attributes of its DynamoDB item, in plain JSON: strings,
+/// numbers, lists of strings, and `referenced` as a list of `{type, id}`
+/// maps. Attributes whose value is unknown (None) are left out, as DynamoDB
+/// items are sparse; lists are always present, possibly empty.
+///
+/// Attributes: `tweet_id`, `author_id`, `author_username`, `created_at`,
+/// `lang`, `text`, `hashtags`, `mentions`, `urls`, `retweet_count`,
+/// `reply_count`, `like_count`, `quote_count`, `impression_count`,
+/// `referenced`, `rule_tags`.
+pub fn dynamodb_item(tweet: &Tweet) -> Map<String, Value> {
+    fn strings(list: &[String]) -> Value {
+        Value::Array(list.iter().map(|s| Value::String(s.clone())).collect())
+    }
+    let mut item = Map::new();
+    fn put_opt_str(item: &mut Map<String, Value>, k: &str, v: &Option<String>) {
+        if let Some(v) = v {
+            item.insert(k.to_owned(), Value::String(v.clone()));
+        }
+    }
+    item.insert("tweet_id".into(), Value::String(tweet.id.clone()));
+    put_opt_str(&mut item, "author_id", &tweet.author_id);
+    put_opt_str(&mut item, "author_username", &tweet.author_username);
+    put_opt_str(&mut item, "created_at", &tweet.created_at);
+    put_opt_str(&mut item, "lang", &tweet.lang);
+    item.insert("text".into(), Value::String(tweet.text.clone()));
+    item.insert("hashtags".into(), strings(&tweet.hashtags));
+    item.insert("mentions".into(), strings(&tweet.mentions));
+    item.insert("urls".into(), strings(&tweet.urls));
+    let m = &tweet.metrics;
+    for (k, v) in [
+        ("retweet_count", m.retweet_count),
+        ("reply_count", m.reply_count),
+        ("like_count", m.like_count),
+        ("quote_count", m.quote_count),
+        ("impression_count", m.impression_count),
+    ] {
+        if let Some(v) = v {
+            item.insert(k.into(), Value::from(v));
+        }
+    }
+    let referenced = tweet
+        .referenced
+        .iter()
+        .map(|r| {
+            let mut m = Map::new();
+            m.insert("type".into(), Value::String(r.kind.as_str().to_owned()));
+            m.insert("id".into(), Value::String(r.id.clone()));
+            Value::Object(m)
+        })
+        .collect();
+    item.insert("referenced".into(), Value::Array(referenced));
+    item.insert("rule_tags".into(), strings(&tweet.rule_tags));
+    item
+}
+
 /// The tweet's item, keyed by the table's partition key, with its TTL;
 /// text over [`MAX_TEXT_BYTES`] cut and flagged. An item that would still
 /// pass DynamoDB's 400 KB (a record of other fields in the hundreds of
@@ -238,7 +296,7 @@ pub fn tweet_item(
     shape: &ItemShape,
     now_s: i64,
 ) -> Result<Map<String, Value>, String> {
-    let mut item = transform::dynamodb_item(tweet);
+    let mut item = dynamodb_item(tweet);
     if tweet.text.len() > MAX_TEXT_BYTES {
         let mut cut = MAX_TEXT_BYTES;
         while !tweet.text.is_char_boundary(cut) {

@@ -1,5 +1,5 @@
 //! The processor's own figures: counted with atomics on the hot path,
-//! printed as periodic progress lines and published to CloudWatch (one
+//! logged as a periodic progress event and published to CloudWatch (one
 //! batched PutMetricData a period) under the stack's dimension, where the
 //! stack's alarms and dashboard read them.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::aws::{AwsError, ResultExt};
 use crate::names::metrics::{self as metric, NAMESPACE as METRICS_NAMESPACE};
@@ -32,19 +33,12 @@ pub struct ConsumerMetrics {
     batch_latency_ms_max: AtomicU64,
     /// Milliseconds behind the tip, per shard (the latest GetRecords says).
     behind: Mutex<HashMap<String, i64>>,
-    /// Shards whose reader's latest GetRecords found nothing new.
-    at_tip: Mutex<HashSet<String>>,
     /// Per shard, when the oldest record read but not yet checkpointed
     /// arrived in the stream (Unix milliseconds): a reader stuck on a slice
     /// shows as lag even though its last GetRecords was at the tip.
     pending_since: Mutex<HashMap<String, i64>>,
     /// Shards whose reader has retried the same work longer than the stall bound.
     stalled: Mutex<HashSet<String>>,
-    /// Open shards not known to be read to their tip: unread (free, expired,
-    /// or ours without a reader) or read by us and not caught up. Set by
-    /// each lease pass that completes; `u64::MAX` before the first one and
-    /// after one that failed.
-    pub unsettled: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -98,7 +92,6 @@ impl ConsumerMetrics {
             .expect("metrics lock")
             .remove(shard);
         self.stalled.lock().expect("metrics lock").remove(shard);
-        self.at_tip(shard, false);
     }
 
     /// The arrival time (Unix milliseconds) of the oldest record of `shard`
@@ -122,23 +115,8 @@ impl ConsumerMetrics {
         }
     }
 
-    /// Whether the reader of `shard` has caught up with the tip (its latest
-    /// read found nothing new) or not (it got records, or an error).
-    pub fn at_tip(&self, shard: &str, caught_up: bool) {
-        let mut at_tip = self.at_tip.lock().expect("metrics lock");
-        if caught_up {
-            at_tip.insert(shard.to_string());
-        } else {
-            at_tip.remove(shard);
-        }
-    }
-
-    pub fn is_at_tip(&self, shard: &str) -> bool {
-        self.at_tip.lock().expect("metrics lock").contains(shard)
-    }
-
     pub fn snapshot(&self) -> ConsumerSnapshot {
-        self.snapshot_at(crate::processor::consumer::lease::now_ms() as i64)
+        self.snapshot_at(crate::processor::read::consumer::lease::now_ms() as i64)
     }
 
     /// The counters, with lag computed as of `now_ms` (Unix milliseconds).
@@ -180,23 +158,6 @@ impl ConsumerMetrics {
 }
 
 impl ConsumerSnapshot {
-    /// One progress line.
-    pub fn line(&self) -> String {
-        format!(
-            "consume: {} records, {} tweets stored, {} dead letters, {} batches (mean {} ms, max {} ms), {} BatchWriteItem calls, {} shard(s), {} ms behind, {} stalled",
-            self.records_in,
-            self.tweets_stored,
-            self.dead_letters,
-            self.batches,
-            self.batch_latency_ms_mean,
-            self.batch_latency_ms_max,
-            self.write_calls,
-            self.shards,
-            self.millis_behind_latest,
-            self.stalled_shards
-        )
-    }
-
     /// The period's data points: deltas since `before`, lag as a gauge, and
     /// a heartbeat (its absence is what the heartbeat alarm catches).
     pub fn data(&self, before: &ConsumerSnapshot, stack: &str) -> Vec<MetricDatum> {
@@ -279,7 +240,7 @@ pub async fn publish(
     Ok(())
 }
 
-/// Prints a progress line and publishes the figures every `interval` until
+/// Logs a progress event and publishes the figures every `interval` until
 /// cancelled, then once more, so the last period is not lost.
 pub async fn report_loop(
     metrics: &ConsumerMetrics,
@@ -296,13 +257,28 @@ pub async fn report_loop(
             _ = cancel.cancelled() => true,
         };
         let now = metrics.snapshot();
-        eprintln!("{}", now.line());
+        // One event a period, figures as numbers, so that a log query can
+        // sum and chart them.
+        info!(
+            records_in = now.records_in,
+            tweets_stored = now.tweets_stored,
+            items_written = now.items_written,
+            dead_letters = now.dead_letters,
+            batches = now.batches,
+            batch_latency_ms_mean = now.batch_latency_ms_mean,
+            batch_latency_ms_max = now.batch_latency_ms_max,
+            write_calls = now.write_calls,
+            shards = now.shards,
+            millis_behind_latest = now.millis_behind_latest,
+            stalled_shards = now.stalled_shards,
+            "progress"
+        );
         if let Some(cw) = &cloudwatch
             && let Err(e) = publish(cw, now.data(&before, stack)).await
             && !warned
         {
             // Metrics are not worth stopping the pipeline for; say it once.
-            eprintln!("warning: {e} (further metric failures are not reported)");
+            warn!(error = %e, "publishing metrics failed; further metric failures are not reported");
             warned = true;
         }
         before = now;

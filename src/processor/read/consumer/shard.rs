@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
 
+use super::idle::Settledness;
 use super::lease::{LeaseTable, SHARD_END};
 use crate::aws::{AwsError, ResultExt};
-use crate::processor::batch::{self, InRecord, ItemShape};
-use crate::processor::metrics::ConsumerMetrics;
-use crate::processor::sink::Sink;
+use crate::processor::read::batch::{self, InRecord, ItemShape};
+use crate::processor::read::metrics::ConsumerMetrics;
+use crate::processor::read::sink::Sink;
 
 /// Kinesis allows five GetRecords a second a shard, shared by everything
 /// that reads it, and Firehose reads the same shards. A reader that is
@@ -46,6 +48,9 @@ pub struct ReaderContext {
     pub idle_poll: Duration,
     /// Retrying the same work this long is a stall ([`STALL_AFTER`] by default).
     pub stall_after: Duration,
+    /// How far the shards are read, for control (`--exit-when-idle`): apart
+    /// from `metrics`, which are figures only.
+    pub settled: Settledness,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,16 +158,16 @@ impl StallWatch {
         }
         self.reported = true;
         ctx.metrics.stalled(shard, true);
-        eprintln!(
-            "consume: shard {shard} is STALLED: the same work has failed for {} s; last error: {error}",
-            began.elapsed().as_secs()
+        error!(
+            failing_s = began.elapsed().as_secs(),
+            error, "shard is STALLED: the same work keeps failing"
         );
         if let Err(e) = ctx
             .leases
             .record_stall(shard, Some((since_ms, error)))
             .await
         {
-            eprintln!("consume: {e}");
+            warn!(error = %e, "recording the stall in the lease failed");
         }
     }
 
@@ -174,9 +179,9 @@ impl StallWatch {
             return;
         }
         ctx.metrics.stalled(shard, false);
-        eprintln!("consume: shard {shard} moves again");
+        info!("shard moves again");
         if !checkpointed && let Err(e) = ctx.leases.record_stall(shard, None).await {
-            eprintln!("consume: {e}");
+            warn!(error = %e, "clearing the stall from the lease failed");
         }
     }
 }
@@ -192,6 +197,7 @@ pub async fn read(
 ) -> Result<ReaderEnd, AwsError> {
     let end = read_until_end(&ctx, &shard, checkpoint, &cancel).await;
     ctx.metrics.forget_shard(&shard);
+    ctx.settled.at_tip(&shard, false);
     end
 }
 
@@ -215,9 +221,9 @@ where
         match work().await {
             Ok(done) => return Some(done),
             Err(e) => {
-                ctx.metrics.at_tip(shard, false);
+                ctx.settled.at_tip(shard, false);
                 ctx.metrics.store_retries.fetch_add(1, Relaxed);
-                eprintln!("consume: {what} of shard {shard} failed: {e}; retrying");
+                warn!(work = what, error = %e, "failed; retrying");
                 stall.failed(ctx, shard, &e.to_string()).await;
                 if pause(delays.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
                     return None;
@@ -255,9 +261,7 @@ async fn read_until_end(
                 Ok(true) => {
                     // Past retention after a reshard (the KCL treats it so):
                     // ended, so its children are read.
-                    eprintln!(
-                        "consume: shard {shard} no longer exists ({e}); counting it as ended"
-                    );
+                    warn!(error = %e, "shard no longer exists; counting it as ended");
                     Ok(None)
                 }
                 Ok(false) => Err(e),
@@ -268,7 +272,7 @@ async fn read_until_end(
         let mut next = match failure {
             Ok(it) => it,
             Err(e) => {
-                eprintln!("consume: {e}; retrying");
+                warn!(error = %e, "getting a shard iterator failed; retrying");
                 ctx.metrics.pending(&shard, Some(last_read_ms));
                 stall.failed(ctx, &shard, &e.to_string()).await;
                 if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
@@ -313,7 +317,7 @@ async fn read_until_end(
             let out = match answer {
                 Ok(out) => out,
                 Err(e) => {
-                    ctx.metrics.at_tip(&shard, false);
+                    ctx.settled.at_tip(&shard, false);
                     let service = e.as_service_error();
                     let throttled =
                         service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
@@ -326,7 +330,7 @@ async fn read_until_end(
                     // it, sharing the shard with Firehose); anything else is
                     // worth a line.
                     if !throttled {
-                        eprintln!("consume: {e}; retrying");
+                        warn!(error = %e, "reading the shard failed; retrying");
                     }
                     stall.failed(ctx, &shard, &e.to_string()).await;
                     ctx.metrics.pending(&shard, Some(last_read_ms));
@@ -344,7 +348,7 @@ async fn read_until_end(
                 ctx.metrics.behind(&shard, behind);
             }
             let records = out.records();
-            ctx.metrics.at_tip(
+            ctx.settled.at_tip(
                 &shard,
                 records.is_empty() && out.millis_behind_latest().unwrap_or(0) == 0,
             );
@@ -392,10 +396,10 @@ async fn read_until_end(
                 // (retried on its own: the store is not run again).
                 if !rejected.is_empty() {
                     let letters = batch::rejected_dead_letters(&inputs, &plan, &rejected);
-                    eprintln!(
-                        "consume: shard {shard}: {} record(s) DynamoDB refuses stored as dead letters ({})",
-                        letters.len(),
-                        letters.first().map_or("", |l| l.error.as_str())
+                    warn!(
+                        dead_letters = letters.len(),
+                        first_error = letters.first().map_or("", |l| l.error.as_str()),
+                        "records DynamoDB refuses stored as dead letters"
                     );
                     if until_done(
                         ctx,

@@ -13,9 +13,10 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::{error, warn};
 
-use super::Record;
 use crate::aws::AwsError;
+use crate::processor::Record;
 
 /// PutRecords takes at most 500 entries and 5 MiB (data plus partition keys).
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -124,10 +125,10 @@ pub async fn run(
             if record_size(&r) > MAX_RECORD_BYTES {
                 // Kinesis would refuse it on every attempt.
                 stats.failed.fetch_add(1, Relaxed);
-                eprintln!(
-                    "produce: dropped a record of {} bytes (partition key {}): Kinesis takes at most 1 MiB",
-                    record_size(&r),
-                    r.partition_key
+                warn!(
+                    bytes = record_size(&r),
+                    partition_key = %r.partition_key,
+                    "dropped a record over Kinesis's 1 MiB limit"
                 );
                 return;
             }
@@ -245,10 +246,11 @@ async fn put_batch(
             }
             None => {
                 stats.failed.fetch_add(failed.len() as u64, Relaxed);
-                eprintln!(
-                    "produce: gave up on {} record(s) after {} attempts",
-                    failed.len(),
-                    config.max_attempts
+                error!(
+                    stream = %config.stream,
+                    records = failed.len(),
+                    attempts = config.max_attempts,
+                    "gave up on records after the last attempt"
                 );
                 return Ok(());
             }

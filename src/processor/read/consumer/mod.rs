@@ -7,16 +7,17 @@
 //! and checkpoint, and the leases are released for others to take at once.
 
 pub mod backlog;
+pub mod idle;
 pub mod lease;
 pub mod shard;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
 
 use self::lease::{Lease, LeaseTable};
 use self::shard::{ReaderContext, ReaderEnd};
@@ -190,7 +191,7 @@ pub async fn sync_shards(
         // Tidying: a lease that cannot go now goes on a later pass, and
         // must not keep a worker from starting.
         if gone && let Err(e) = leases.delete(&lease.shard_id).await {
-            eprintln!("consume: {e}; trying again next listing");
+            warn!(stream, shard = %lease.shard_id, error = %e, "deleting the lease of a shard gone from the stream failed; trying again next listing");
         }
     }
     Ok(shards.len())
@@ -198,8 +199,18 @@ pub async fn sync_shards(
 
 /// Runs a worker until `cancel`, then hands its shards over. Returns after
 /// the readers have stored and checkpointed their last batch and the leases
-/// are released.
+/// are released. Its events (and its readers') are in a span with the
+/// worker id and the stream.
 pub async fn run(
+    ctx: Arc<ReaderContext>,
+    config: WorkerConfig,
+    cancel: CancellationToken,
+) -> Result<(), AwsError> {
+    let span = info_span!("worker", worker = %ctx.leases.worker(), stream = %ctx.stream);
+    work(ctx, config, cancel).instrument(span).await
+}
+
+async fn work(
     ctx: Arc<ReaderContext>,
     config: WorkerConfig,
     cancel: CancellationToken,
@@ -211,7 +222,7 @@ pub async fn run(
     let mut seen: HashMap<String, (u64, Instant)> = HashMap::new();
     let mut pass: u32 = 0;
     // Nothing is known to be read until the first pass completes.
-    ctx.metrics.unsettled.store(u64::MAX, Relaxed);
+    ctx.settled.publish(None);
     let result = loop {
         if pass.is_multiple_of(config.shard_sync_every.max(1))
             && let Err(e) = sync_shards(&ctx.kinesis, &ctx.stream, &table).await
@@ -219,14 +230,14 @@ pub async fn run(
             if pass == 0 {
                 break Err(e);
             }
-            eprintln!("consume: {e}; trying again next pass");
+            warn!(error = %e, "listing the shards failed; trying again next pass");
         }
         pass = pass.wrapping_add(1);
         if let Err(e) = lease_pass(&ctx, &config, &table, &me, &mut held, &mut seen, &cancel).await
         {
             // What is read and what is not is unknown until a pass completes.
-            ctx.metrics.unsettled.store(u64::MAX, Relaxed);
-            eprintln!("consume: {e}; trying again next pass");
+            ctx.settled.publish(None);
+            warn!(error = %e, "lease pass failed; trying again next pass");
         }
         tokio::select! {
             _ = tokio::time::sleep(config.lease_interval) => {}
@@ -245,10 +256,10 @@ pub async fn run(
                 let _ = table.release(&shard).await?;
             }
             Ok(Err(e)) => {
-                eprintln!("consume: shard {shard}: {e}");
+                error!(shard = %shard, error = %e, "shard reader failed");
                 let _ = table.release(&shard).await?;
             }
-            Err(e) => eprintln!("consume: the reader of shard {shard} failed: {e}"),
+            Err(e) => error!(shard = %shard, error = %e, "shard reader task failed"),
         }
     }
     result
@@ -273,20 +284,20 @@ async fn lease_pass(
         let h = held.remove(&shard).expect("listed");
         match h.reader.await {
             Ok(Ok(ReaderEnd::ShardEnd)) => {
-                eprintln!("consume: shard {shard} read to its end");
+                info!(shard = %shard, "shard read to its end");
                 table.release(&shard).await?;
             }
             Ok(Ok(ReaderEnd::Lost)) => {
-                eprintln!("consume: shard {shard} was taken over by another worker")
+                info!(shard = %shard, "shard taken over by another worker")
             }
             Ok(Ok(ReaderEnd::Stopped)) => {
                 table.release(&shard).await?;
             }
             Ok(Err(e)) => {
-                eprintln!("consume: shard {shard}: {e}; releasing it");
+                error!(shard = %shard, error = %e, "shard reader failed; releasing the shard");
                 table.release(&shard).await?;
             }
-            Err(e) => eprintln!("consume: the reader of shard {shard} failed: {e}"),
+            Err(e) => error!(shard = %shard, error = %e, "shard reader task failed"),
         }
     }
     for (shard, h) in held.iter_mut() {
@@ -298,7 +309,7 @@ async fn lease_pass(
     held.retain(|shard, h| {
         let lost = h.cancel.is_cancelled() && !cancel.is_cancelled();
         if lost {
-            eprintln!("consume: lost the lease of shard {shard}");
+            warn!(shard = %shard, "lost the lease of the shard");
         }
         !lost
     });
@@ -332,20 +343,23 @@ async fn lease_pass(
             } else {
                 "busiest"
             };
-            eprintln!(
-                "consume: took shard {} over from {how} worker {owner}",
-                lease.shard_id
-            );
+            info!(shard = %lease.shard_id, from = how, owner = %owner, "took shard over");
         }
         // The checkpoint as of now: the previous owner may have moved it since the scan.
         let checkpoint = table.get(&lease.shard_id).await?.and_then(|l| l.checkpoint);
         let reader_cancel = CancellationToken::new();
-        let reader = tokio::spawn(shard::read(
-            ctx.clone(),
-            lease.shard_id.clone(),
-            checkpoint,
-            reader_cancel.clone(),
-        ));
+        // The reader's events carry its shard and stream (and, as a child of
+        // the worker's span, the worker).
+        let span = info_span!("shard", shard = %lease.shard_id, stream = %ctx.stream);
+        let reader = tokio::spawn(
+            shard::read(
+                ctx.clone(),
+                lease.shard_id.clone(),
+                checkpoint,
+                reader_cancel.clone(),
+            )
+            .instrument(span),
+        );
         held.insert(
             lease.shard_id.clone(),
             Held {
@@ -363,11 +377,11 @@ async fn lease_pass(
             let read_by_another =
                 l.owner.as_deref().is_some_and(|o| o != me) && !expired.contains(&l.shard_id);
             let read_to_tip_by_us =
-                held.contains_key(&l.shard_id) && ctx.metrics.is_at_tip(&l.shard_id);
+                held.contains_key(&l.shard_id) && ctx.settled.is_at_tip(&l.shard_id);
             !(read_by_another || read_to_tip_by_us)
         })
         .count();
-    ctx.metrics.unsettled.store(unsettled as u64, Relaxed);
+    ctx.settled.publish(Some(unsettled));
     Ok(())
 }
 

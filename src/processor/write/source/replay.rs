@@ -14,7 +14,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::super::Record;
+use crate::processor::Record;
 
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -167,7 +167,7 @@ mod tests {
             json!([{"id": "8", "username": "bo"}])
         );
         // The processor reads the message as the tweet it is.
-        let out = crate::processor::transform::transform(&records[0].data).unwrap();
+        let out = crate::processor::read::transform::transform(&records[0].data).unwrap();
         assert_eq!(out.tweets[0].author_username.as_deref(), Some("al"));
     }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::super::Record;
+use crate::processor::Record;
 
 const HASHTAGS: [&str; 12] = [
     "rustlang",
@@ -148,7 +148,7 @@ mod tests {
         for n in 0..500 {
             let r = tweet(7, 1_000_000, n);
             assert_eq!(r.data, tweet(7, 1_000_000, n).data, "same seed, same tweet");
-            let out = crate::processor::transform::transform(&r.data).expect("a tweet");
+            let out = crate::processor::read::transform::transform(&r.data).expect("a tweet");
             let t = &out.tweets[0];
             assert!(ids.insert(t.id.clone()));
             assert_eq!(t.rule_tags, ["synthetic"]);

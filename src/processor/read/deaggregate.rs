@@ -46,7 +46,7 @@
 //! As in the KCL, a valid aggregate that holds no user records yields none.
 //!
 //! ```
-//! use streamstack::processor::deaggregate::{aggregate, deaggregate};
+//! use streamstack::processor::read::deaggregate::{aggregate, deaggregate};
 //!
 //! let record = aggregate(&[("user-1", b"one".as_slice()), ("user-1", b"two".as_slice())]);
 //! let users = deaggregate("user-1", &record);

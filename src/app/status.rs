@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::{AppError, Environment, smoke_watch};
 use crate::deploy::local_processor::{self, LocalProcessor};
 use crate::deploy::stack::{self, Resource, is_healthy};
+use crate::logging::read::{LogLine, last_errors};
 use crate::names::Names;
 use crate::names::metrics as metric;
 
@@ -33,6 +34,9 @@ pub struct StatusReport {
     pub heartbeat_ok: bool,
     pub shards: Vec<ShardView>,
     pub problems: Vec<String>,
+    /// The last error line of each worker in the last hour, from the
+    /// processor's CloudWatch Logs group.
+    pub worker_errors: Vec<WorkerError>,
     /// What could not be read, said and left out of the verdict.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -58,6 +62,19 @@ fn alarms_json<S: serde::Serializer>(a: &[(String, String)], s: S) -> Result<S::
     }
     seq.end()
 }
+
+/// A worker's last error line.
+#[derive(Debug, Serialize)]
+pub struct WorkerError {
+    /// The worker's log stream.
+    pub worker: String,
+    /// When, in ms since the epoch.
+    pub time_ms: i64,
+    pub message: String,
+}
+
+/// How far back `status` looks for workers' errors.
+const ERRORS_SINCE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl StatusReport {
     /// The alarms in ALARM.
@@ -88,6 +105,7 @@ pub async fn status(env: &Environment) -> Result<StatusReport, AppError> {
             heartbeat_ok: false,
             shards: Vec::new(),
             problems: Vec::new(),
+            worker_errors: Vec::new(),
             warnings: Vec::new(),
         });
     };
@@ -111,6 +129,26 @@ pub async fn status(env: &Environment) -> Result<StatusReport, AppError> {
             warnings.push(e.to_string());
             None
         });
+    let worker_errors = match last_errors(
+        &aws.logs(),
+        &env.names.processor_log_group,
+        std::time::SystemTime::now() - ERRORS_SINCE,
+    )
+    .await
+    {
+        Ok(errors) => errors
+            .into_values()
+            .map(|line| WorkerError {
+                message: error_text(&line),
+                worker: line.stream,
+                time_ms: line.time_ms,
+            })
+            .collect(),
+        Err(e) => {
+            warnings.push(e.to_string());
+            Vec::new()
+        }
+    };
     // No heartbeat yet (a processor that just started) is not a failure; a stale one is.
     let heartbeat_ok =
         heartbeat_age.is_none_or(|age| age <= resolved.stack.alarms.heartbeat_s as f64);
@@ -138,6 +176,7 @@ pub async fn status(env: &Environment) -> Result<StatusReport, AppError> {
         heartbeat_ok,
         shards,
         problems,
+        worker_errors,
         warnings,
     })
 }
@@ -181,6 +220,15 @@ impl ShardView {
             )),
             _ => None,
         }
+    }
+}
+
+/// The error's message and its `error` field, when it has one.
+fn error_text(line: &LogLine) -> String {
+    match line.fields.as_ref().and_then(|f| f.get("error")) {
+        Some(serde_json::Value::String(e)) => format!("{}: {e}", line.message()),
+        Some(e) => format!("{}: {e}", line.message()),
+        None => line.message().to_string(),
     }
 }
 

@@ -122,6 +122,14 @@ fn print_text(report: &StatusReport) {
             sh.owner.as_deref().unwrap_or("(no worker holds it)")
         );
     }
+    for e in &report.worker_errors {
+        println!(
+            "  last error of {} at {}: {}",
+            e.worker,
+            crate::logging::cloudwatch::rfc3339(e.time_ms),
+            e.message
+        );
+    }
     for problem in shard_problems {
         println!("  {problem}");
     }

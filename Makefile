@@ -61,6 +61,7 @@ demo: build emulator
 	@echo "  make status                 # the stack, every resource, the processor"
 	@echo "  $(AWS_ENV) $(BIN) produce $(STACK) -e local --synthetic --rate 500 --count 5000"
 	@echo "  $(BIN) transform data/tweets-v2.jsonl | head -1   # what the processor makes of a file"
+	@echo "  $(AWS_ENV) $(BIN) logs $(STACK) -e local --since 15m   # the processor's log lines, from CloudWatch Logs (-f follows)"
 	@echo "  make plan                   # what a change to $(STACK) would do"
 	@echo "  make down                   # tear it all down, emulator included"
 

@@ -110,3 +110,60 @@ async fn lines_shipped_by_the_layer_come_back_through_logs_with_their_fields() {
 
     support::down_deleting_data(&d.file);
 }
+
+/// The processor itself, as `make demo` runs it: `consume` ships its own
+/// lines (the worker line, the progress events with their counts) to the
+/// stack's group, and `logs` shows them, and `status` its last error.
+#[tokio::test]
+async fn the_consumers_own_lines_reach_the_log_group_and_logs_shows_them() {
+    let d = support::deployed(|text| text).await;
+    let replay = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tweets-v2.jsonl");
+    support::streamstack()
+        .args(["produce", &d.file, "-e", "local", "--replay"])
+        .arg(&replay)
+        .assert()
+        .success();
+    let metrics = support::consume_until_idle(&d.file);
+    assert!(metrics["records_in"].as_u64().unwrap() > 0, "{metrics}");
+
+    let out = support::streamstack()
+        .args([
+            "--output", "json", "logs", &d.file, "-e", "local", "--since", "10m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = support::json_out(&out);
+    let lines = v["lines"].as_array().unwrap();
+    // The worker said what it reads, in its own stream (host/pid/random).
+    let started = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("consume: worker "))
+        })
+        .unwrap_or_else(|| panic!("no worker line in {lines:#?}"));
+    let stream = started["stream"].as_str().unwrap();
+    assert_eq!(stream.split('/').count(), 3, "{stream}");
+    assert!(!stream.contains(':'), "{stream}");
+    assert_eq!(started["fields"]["stream"], format!("{}-stream", d.stack));
+    // Progress as an event with numbers, so a log query can sum them.
+    let progress: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "progress" && l["stream"] == stream)
+        .collect();
+    assert!(!progress.is_empty(), "{lines:#?}");
+    let last = progress.last().unwrap();
+    assert_eq!(
+        last["fields"]["records_in"].as_u64(),
+        metrics["records_in"].as_u64(),
+        "the last progress event counts what the run read: {last}"
+    );
+
+    support::down_deleting_data(&d.file);
+}

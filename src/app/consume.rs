@@ -122,12 +122,13 @@ pub async fn consume(
     }
     reporter_cancel.cancel();
     let _ = reporter.await;
-    let snapshot = metrics.snapshot();
-    let calls = call_stats();
     if let Err(e) = &result {
         tracing::error!(worker = %worker, error = %e, "the processor stopped");
     }
+    // The log lines go last, so that the calls counted include theirs.
     let log_lines = shipper.flush_and_stop().await;
+    let snapshot = metrics.snapshot();
+    let calls = call_stats();
     result.map_err(|e| AppError::step("the processor stopped", e))?;
     Ok(ConsumeReport {
         worker,

@@ -92,7 +92,14 @@ pub fn line_text(line: &LogLine) -> String {
         line.level().unwrap_or("-"),
         line.message()
     );
-    for (k, v) in line.extra_fields() {
+    text.push_str(&fields_text(&line.extra_fields()));
+    text
+}
+
+/// ` key=value` for each field; strings quoted.
+pub(super) fn fields_text(fields: &serde_json::Map<String, Value>) -> String {
+    let mut text = String::new();
+    for (k, v) in fields {
         match v {
             Value::String(s) => text.push_str(&format!(" {k}={s:?}")),
             other => text.push_str(&format!(" {k}={other}")),

@@ -74,7 +74,7 @@ fn print_text(report: &StatusReport) {
             ),
         }
         if let Some(line) = &p.last_line {
-            println!("  last: {line}");
+            println!("  last: {}", readable(line));
         }
     }
     let mut counts = std::collections::BTreeMap::new();
@@ -137,4 +137,37 @@ fn print_text(report: &StatusReport) {
         "verdict: {}",
         if healthy { "healthy" } else { "NOT healthy" }
     );
+}
+
+/// A JSON log line as `LEVEL message key=value...` (the local processor
+/// logs JSON lines to its file); any other line as it is.
+fn readable(line: &str) -> String {
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(line) else {
+        return line.to_string();
+    };
+    let text = |v: Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let level = text(fields.remove("level"));
+    let message = text(fields.remove("message"));
+    for noise in ["timestamp", "target", "spans"] {
+        fields.remove(noise);
+    }
+    format!("{level} {message}{}", super::logs::fields_text(&fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn a_json_log_line_reads_as_level_message_and_fields() {
+        let line = r#"{"timestamp":"2026-12-02T19:00:00Z","level":"INFO","message":"progress","records_in":218,"worker":"h:1:a","target":"streamstack::processor","spans":[]}"#;
+        assert_eq!(
+            readable(line),
+            r#"INFO progress records_in=218 worker="h:1:a""#
+        );
+        assert_eq!(readable("plain text"), "plain text");
+    }
 }

@@ -1,0 +1,227 @@
+//! jq expressions, the language of the transforms a stack file declares
+//! (issue 14): compiled once, when the stack file is loaded, with `jaq` (a
+//! maintained Rust implementation of jq, its standard library included),
+//! then run on each event. Pure: no network, no clock.
+//!
+//! A program never stops the processor: a runtime error, and `halt`, are
+//! an error of that event (its dead letter's reason), never an exit.
+
+use std::ops::Range;
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data};
+use jaq_json::Val;
+
+/// A compiled expression.
+pub struct Expression {
+    code: String,
+    filter: jaq_core::Filter<data::JustLut<Val>>,
+}
+
+/// Why an expression does not compile, and where in it (a byte range of its code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+/// Why an expression failed on an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("jq error: {0}")]
+    Error(String),
+    #[error("jq halted (exit code {0})")]
+    Halt(i32),
+    #[error("jq yielded more than {limit} values")]
+    TooMany { limit: usize },
+}
+
+impl std::fmt::Debug for Expression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expression")
+            .field("code", &self.code)
+            .finish()
+    }
+}
+
+impl Expression {
+    /// Parses and compiles `code` with jq's standard library; every error
+    /// found, each with where it is.
+    pub fn compile(code: &str) -> Result<Self, Vec<CompileError>> {
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let arena = Arena::default();
+        let file = File { code, path: () };
+        let modules = Loader::new(defs)
+            .load(&arena, file)
+            .map_err(|errors| load_errors(code, errors))?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errors| {
+                errors
+                    .into_iter()
+                    .flat_map(|(_, undefined)| undefined)
+                    .map(|(name, what)| CompileError {
+                        span: span_in(code, name),
+                        message: format!(
+                            "undefined {}: `{name}`",
+                            format!("{what:?}").to_lowercase()
+                        ),
+                    })
+                    .collect::<Vec<_>>()
+            })?;
+        Ok(Self {
+            code: code.to_string(),
+            filter,
+        })
+    }
+
+    /// The expression as written.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Every value the expression yields for `input` (at most `limit`).
+    pub fn run(&self, input: Val, limit: usize) -> Result<Vec<Val>, RunError> {
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        let mut out = Vec::new();
+        for value in self.filter.id.run((ctx, input)) {
+            match value {
+                Ok(v) if out.len() < limit => out.push(v),
+                Ok(_) => return Err(RunError::TooMany { limit }),
+                Err(exn) => {
+                    return Err(match exn.get_err() {
+                        Ok(error) => RunError::Error(error.to_string()),
+                        Err(exn) => match exn.get_halt() {
+                            Ok(code) => RunError::Halt(code),
+                            Err(_) => RunError::Error("an unexpected jq exception".into()),
+                        },
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses one JSON document into a jq value (the record's bytes, as they are).
+pub fn parse(bytes: &[u8]) -> Result<Val, String> {
+    jaq_json::read::parse_single(bytes).map_err(|e| e.to_string())
+}
+
+/// Where `part` (a slice of `code`) lies; the end of `code` for anything else.
+fn span_in(code: &str, part: &str) -> Range<usize> {
+    let (start, end) = (code.as_ptr() as usize, code.as_ptr() as usize + code.len());
+    let at = part.as_ptr() as usize;
+    if (start..=end).contains(&at) && at + part.len() <= end {
+        jaq_core::load::span(code, part)
+    } else {
+        code.len()..code.len()
+    }
+}
+
+fn load_errors(code: &str, errors: jaq_core::load::Errors<&str, ()>) -> Vec<CompileError> {
+    use jaq_core::load::Error;
+    let mut out = Vec::new();
+    for (_, error) in errors {
+        match error {
+            Error::Io(errors) => {
+                out.extend(errors.into_iter().map(|(part, message)| CompileError {
+                    span: span_in(code, part),
+                    message,
+                }))
+            }
+            Error::Lex(errors) => {
+                out.extend(errors.into_iter().map(|(expected, part)| CompileError {
+                    span: span_in(code, part),
+                    message: format!("expected {}", expected.as_str()),
+                }))
+            }
+            Error::Parse(errors) => {
+                out.extend(errors.into_iter().map(|(expected, part)| CompileError {
+                    span: span_in(code, part),
+                    message: if part.is_empty() {
+                        format!("expected {}, found the end", expected.as_str())
+                    } else {
+                        format!("expected {}, found `{part}`", expected.as_str())
+                    },
+                }))
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(code: &str, input: &str) -> Result<Vec<String>, RunError> {
+        let e = Expression::compile(code).expect("compiles");
+        Ok(e.run(parse(input.as_bytes()).unwrap(), 100)?
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    #[test]
+    fn expressions_run_with_jqs_standard_library() {
+        assert_eq!(
+            run(".records[] | .id", r#"{"records":[{"id":1},{"id":"b"}]}"#).unwrap(),
+            ["1", "\"b\""]
+        );
+        assert_eq!(
+            run(
+                "[.labels[]?.name | ascii_downcase]",
+                r#"{"labels":[{"name":"Bug"}]}"#
+            )
+            .unwrap(),
+            [r#"["bug"]"#]
+        );
+        // A missing path is null, as in jq.
+        assert_eq!(run(".actor.login", "{}").unwrap(), ["null"]);
+    }
+
+    #[test]
+    fn a_syntax_error_says_what_was_expected_and_where() {
+        let errors = Expression::compile(".a | (.b").unwrap_err();
+        assert!(!errors.is_empty());
+        assert!(errors[0].message.contains("expected"), "{errors:?}");
+        assert!(errors[0].span.start <= 8, "{errors:?}");
+    }
+
+    #[test]
+    fn an_unknown_filter_is_named_at_its_place() {
+        let code = ".a | no_such_filter(1)";
+        let errors = Expression::compile(code).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].message.starts_with("undefined")
+                && errors[0].message.contains("no_such_filter"),
+            "{errors:?}"
+        );
+        assert_eq!(&code[errors[0].span.clone()], "no_such_filter");
+    }
+
+    #[test]
+    fn runtime_errors_and_halt_are_errors_of_the_event_not_an_exit() {
+        assert!(matches!(
+            run(".a + 1", r#"{"a":"x"}"#),
+            Err(RunError::Error(_))
+        ));
+        assert!(
+            matches!(run("error(\"bad\")", "{}"), Err(RunError::Error(m)) if m.contains("bad"))
+        );
+        assert_eq!(run("halt", "{}"), Err(RunError::Halt(0)));
+        let e = Expression::compile("range(10)").unwrap();
+        assert_eq!(
+            e.run(Val::Null, 3).unwrap_err(),
+            RunError::TooMany { limit: 3 }
+        );
+    }
+}

@@ -8,6 +8,7 @@
 
 use std::ops::Range;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
@@ -114,6 +115,87 @@ pub fn parse(bytes: &[u8]) -> Result<Val, String> {
     jaq_json::read::parse_single(bytes).map_err(|e| e.to_string())
 }
 
+/// A jq value as a DynamoDB attribute: strings, numbers (checked against
+/// DynamoDB's limits), booleans, lists and maps; `null` at the top is
+/// `None` (a field left out), and within a list or map is DynamoDB's NULL.
+pub fn to_attribute(value: &Val) -> Result<Option<AttributeValue>, String> {
+    Ok(match value {
+        Val::Null => None,
+        other => Some(attribute(other)?),
+    })
+}
+
+fn attribute(value: &Val) -> Result<AttributeValue, String> {
+    Ok(match value {
+        Val::Null => AttributeValue::Null(true),
+        Val::Bool(b) => AttributeValue::Bool(*b),
+        Val::Num(n) => AttributeValue::N(dynamodb_number(&n.to_string())?),
+        Val::TStr(s) => AttributeValue::S(String::from_utf8_lossy(s).into_owned()),
+        Val::BStr(b) => AttributeValue::B(aws_smithy_types::Blob::new(b.to_vec())),
+        Val::Arr(items) => {
+            AttributeValue::L(items.iter().map(attribute).collect::<Result<_, _>>()?)
+        }
+        Val::Obj(map) => AttributeValue::M(
+            map.iter()
+                .map(|(k, v)| match k {
+                    Val::TStr(k) => Ok((String::from_utf8_lossy(k).into_owned(), attribute(v)?)),
+                    other => Err(format!("a map key must be a string, not {other}")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// Most significant digits a DynamoDB number holds.
+pub const MAX_NUMBER_DIGITS: usize = 38;
+
+/// `text` (a decimal, with an optional exponent) when DynamoDB can store
+/// it: at most 38 significant digits (leading and trailing zeros do not
+/// count), a magnitude from 1E-130 to below 1E+126. Anything else (more
+/// digits, NaN, infinities) is an error that says which limit it breaks:
+/// DynamoDB would refuse the whole write.
+pub fn dynamodb_number(text: &str) -> Result<String, String> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
+        None => (unsigned, "0"),
+    };
+    let exponent: i64 = exponent
+        .strip_prefix('+')
+        .unwrap_or(exponent)
+        .parse()
+        .map_err(|_| format!("{text} is not a number DynamoDB stores"))?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("{text} is not a number DynamoDB stores"));
+    }
+    let digits: String = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0');
+    if significant.is_empty() {
+        return Ok(text.to_string()); // zero
+    }
+    let leading_zeros = digits.len() - significant.len();
+    let significant_digits = significant.trim_end_matches('0').len();
+    if significant_digits > MAX_NUMBER_DIGITS {
+        return Err(format!(
+            "{text} has {significant_digits} significant digits; DynamoDB stores at most {MAX_NUMBER_DIGITS}"
+        ));
+    }
+    // The power of ten of the first significant digit.
+    let magnitude = whole.len() as i64 - 1 - leading_zeros as i64 + exponent;
+    if !(-130..=125).contains(&magnitude) {
+        return Err(format!(
+            "{text} is out of DynamoDB's range (1E-130 to below 1E+126 in magnitude)"
+        ));
+    }
+    Ok(text.to_string())
+}
+
 /// Where `part` (a slice of `code`) lies; the end of `code` for anything else.
 fn span_in(code: &str, part: &str) -> Range<usize> {
     let (start, end) = (code.as_ptr() as usize, code.as_ptr() as usize + code.len());
@@ -160,6 +242,77 @@ fn load_errors(code: &str, errors: jaq_core::load::Errors<&str, ()>) -> Vec<Comp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn value(json: &str) -> Val {
+        parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_checked_against_dynamodbs_limits() {
+        for ok in [
+            "0",
+            "-0.0",
+            "42",
+            "-1.5",
+            "1e-130",
+            "9.9999999999999999999999999999999999999E+125",
+            "12345678901234567890123456789012345678",
+            "1000000000000000000000000000000000000000000",
+            "0.000123",
+            "1.5e3",
+        ] {
+            assert_eq!(dynamodb_number(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        let too_precise = "123456789012345678901234567890123456789";
+        assert!(
+            dynamodb_number(too_precise)
+                .unwrap_err()
+                .contains("39 significant digits")
+        );
+        for out in ["1e126", "1e-131", "-2E+200"] {
+            assert!(dynamodb_number(out).unwrap_err().contains("range"), "{out}");
+        }
+        for bad in ["NaN", "Infinity", "-Infinity", "", "1.2.3", "e5"] {
+            assert!(dynamodb_number(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn jq_values_become_dynamodb_attributes() {
+        assert_eq!(to_attribute(&value("null")), Ok(None));
+        assert_eq!(
+            to_attribute(&value(r#"{"a":[1,"x",true,null],"b":{"c":2.5}}"#)).unwrap(),
+            Some(AttributeValue::M(
+                [
+                    (
+                        "a".to_string(),
+                        AttributeValue::L(vec![
+                            AttributeValue::N("1".into()),
+                            AttributeValue::S("x".into()),
+                            AttributeValue::Bool(true),
+                            AttributeValue::Null(true),
+                        ])
+                    ),
+                    (
+                        "b".to_string(),
+                        AttributeValue::M(
+                            [("c".to_string(), AttributeValue::N("2.5".into()))].into()
+                        )
+                    ),
+                ]
+                .into()
+            ))
+        );
+        // A 39-digit number read from an event is refused, not rounded.
+        let big = value("123456789012345678901234567890123456789");
+        assert!(
+            to_attribute(&big)
+                .unwrap_err()
+                .contains("significant digits")
+        );
+        // A number beyond DynamoDB's range (here past f64 as well) is refused.
+        assert!(to_attribute(&value("1e400")).is_err());
+    }
 
     fn run(code: &str, input: &str) -> Result<Vec<String>, RunError> {
         let e = Expression::compile(code).expect("compiles");

@@ -10,22 +10,6 @@ use streamstack::logging::{cloudwatch, read};
 use streamstack::names::Names;
 use tracing_subscriber::layer::SubscriberExt;
 
-/// `streamstack --output json logs FILE -e local --since SINCE`, which must succeed.
-fn logs_json(file: &str, since: &str) -> serde_json::Value {
-    let out = support::streamstack()
-        .args([
-            "--output", "json", "logs", file, "-e", "local", "--since", since,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    support::json_out(&out)
-}
-
 #[tokio::test]
 async fn lines_shipped_by_the_layer_come_back_through_logs_with_their_fields() {
     let d = support::deployed(|text| text).await;
@@ -59,7 +43,7 @@ async fn lines_shipped_by_the_layer_come_back_through_logs_with_their_fields() {
     assert_eq!(stats.sent, 3, "{stats:?}");
     assert_eq!(stats.dropped_buffer_full + stats.dropped_undeliverable, 0);
 
-    let v = logs_json(&d.file, "5m");
+    let v = support::json_of(&["logs", &d.file, "-e", "local", "--since", "5m"]);
     assert_eq!(v["log_group"], group.as_str());
     let lines = v["lines"].as_array().unwrap();
     // Exactly the three: nothing from before activation, below INFO, or of
@@ -131,7 +115,7 @@ async fn the_consumers_own_lines_reach_the_log_group_and_logs_shows_them() {
     let metrics = support::consume_until_idle(&d.file);
     assert!(metrics["records_in"].as_u64().unwrap() > 0, "{metrics}");
 
-    let v = logs_json(&d.file, "10m");
+    let v = support::json_of(&["logs", &d.file, "-e", "local", "--since", "10m"]);
     let lines = v["lines"].as_array().unwrap();
     // The worker said what it reads, in its own stream (host/pid/random).
     let started = lines

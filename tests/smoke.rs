@@ -389,18 +389,7 @@ async fn metrics_draws_what_put_metric_data_stored() {
             .await
             .unwrap();
     }
-    let out = streamstack()
-        .args([
-            "--output", "json", "metrics", &file, "-e", "local", "--since", "30m",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = support::json_of(&["metrics", &file, "-e", "local", "--since", "30m"]);
     let series = |id: &str| {
         v["series"]
             .as_array()

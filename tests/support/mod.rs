@@ -149,20 +149,24 @@ pub fn json_out(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(last).unwrap()
 }
 
-/// Tweets per hashtag over every minute, as `top --all` reports them.
-pub fn top_all(file: &str) -> std::collections::BTreeMap<String, u64> {
+/// `streamstack --output json ARGS`, which must succeed: its JSON.
+pub fn json_of(args: &[&str]) -> serde_json::Value {
     let out = streamstack()
-        .args([
-            "--output", "json", "top", file, "-e", "local", "--all", "--limit", "1000",
-        ])
+        .args(["--output", "json"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    json_out(&out)["top"]
+    json_out(&out)
+}
+
+/// Tweets per hashtag over every minute, as `top --all` reports them.
+pub fn top_all(file: &str) -> std::collections::BTreeMap<String, u64> {
+    json_of(&["top", file, "-e", "local", "--all", "--limit", "1000"])["top"]
         .as_array()
         .unwrap()
         .iter()

@@ -43,7 +43,7 @@ demo: build emulator
 	@mkdir -p .state && date +%s >.state/demo-replay-started
 	$(AWS_ENV) $(BIN) produce $(STACK) --env local
 	@echo "==> [4/7] waiting until they are stored in DynamoDB and archived in S3 (the archive trails by Firehose's buffer interval)"
-	@expected=$$($(BIN) --output json transform data/tweets-v2.jsonl --summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["tweets"])'); \
+	@expected=$$($(BIN) --output json transform data/tweets-v2.jsonl --summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["items"])'); \
 	  stack=$$(python3 -c 'import sys; n=[l.split(":",1)[1].strip() for l in open(sys.argv[1]) if l.startswith("name:")][0]; print(n + "-local")' $(STACK)); \
 	  $(AWS_ENV) .venv/emulator/bin/python scripts/demo_report.py $$stack $$expected 0 240 data/tweets-v2.jsonl "$$(cat .state/demo-replay-started)"
 	@echo "==> [5/7] the analysis on the fly: top hashtags and languages"

@@ -24,7 +24,9 @@ use serde_json::{Map, Value};
 
 use super::deaggregate::deaggregate;
 use super::item::{Item, item_size as attributes_size};
-use super::program::{By, Event, Outcome, Program, Transform, counted_on_json, run_jq};
+use super::program::{
+    By, CANARY_FIELD, Event, Outcome, Program, Transform, canary_id, counted_on_json, run_jq,
+};
 use super::transform::{self, Tweet};
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK, AGGREGATES_TTL};
 
@@ -181,6 +183,18 @@ pub fn plan(records: &[InRecord<'_>], program: &Program, now_s: i64) -> BatchPla
             };
             match &program.transform {
                 Transform::Tweets => plan_tweets(&mut plan, program, &at),
+                Transform::Jq(_) if let Some(id) = canary_id(at.data) => {
+                    let item: Item =
+                        [(CANARY_FIELD.to_string(), AttributeValue::Bool(true))].into();
+                    let event = Event {
+                        index: 0,
+                        key: id,
+                        time_s: None,
+                        attributes: item,
+                        counted: vec![Vec::new(); program.aggregates.len()],
+                    };
+                    plan_event(&mut plan, program, &at, event);
+                }
                 Transform::Jq(t) => match run_jq(t, &program.aggregates, at.data) {
                     Ok(Outcome::Heartbeat) => plan.heartbeats += 1,
                     Ok(Outcome::Events(events)) => {

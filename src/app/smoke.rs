@@ -310,7 +310,10 @@ pub async fn check(env: &Environment, timeouts: &Timeouts) -> Result<SmokeReport
             .dynamodb()
             .delete_item()
             .table_name(&p.names.table)
-            .key(&p.program.shape.partition_key, AttributeValue::S(id.clone()))
+            .key(
+                &p.program.shape.partition_key,
+                AttributeValue::S(id.clone()),
+            )
             .send()
             .await;
         // A tweet canary is counted (a jq stack's canary is not).

@@ -94,11 +94,14 @@ impl Program {
                 fields: t
                     .fields
                     .iter()
-                    .map(|(name, code)| Ok((name.clone(), compile(&format!("fields.{name}"), code)?)))
+                    .map(|(name, code)| {
+                        Ok((name.clone(), compile(&format!("fields.{name}"), code)?))
+                    })
                     .collect::<Result<_, ProgramError>>()?,
             }),
         };
-        let builtin_defaults = matches!(transform, Transform::Tweets) && stack.processor.aggregates.is_empty();
+        let builtin_defaults =
+            matches!(transform, Transform::Tweets) && stack.processor.aggregates.is_empty();
         let aggregates = stack
             .processor
             .aggregates()
@@ -202,10 +205,16 @@ pub fn run_jq(t: &JqTransform, aggregates: &[Aggregate], data: &[u8]) -> Result<
         Failure::of(
             None,
             "not_utf8",
-            format!("the record is not UTF-8 (valid up to byte {})", e.valid_up_to()),
+            format!(
+                "the record is not UTF-8 (valid up to byte {})",
+                e.valid_up_to()
+            ),
         )
     })?;
-    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+    if text
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         return Ok(Outcome::Heartbeat);
     }
     let value = jq::parse(data)
@@ -223,22 +232,37 @@ pub fn run_jq(t: &JqTransform, aggregates: &[Aggregate], data: &[u8]) -> Result<
     ))
 }
 
-fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val) -> Result<Event, Failure> {
+fn run_event(
+    t: &JqTransform,
+    aggregates: &[Aggregate],
+    index: usize,
+    event: Val,
+) -> Result<Event, Failure> {
     let fail = |reason: &'static str, error: String| Failure::of(Some(index), reason, error);
     let run = |name: &str, e: &Expression, limit: usize| {
-        e.run(event.clone(), limit)
-            .map_err(|error| match error {
-                RunError::TooMany { .. } if limit <= 2 => fail(reason_of(name), format!("{name}: yielded several values")),
-                other => fail("transform_error", format!("{name}: {other}")),
-            })
+        e.run(event.clone(), limit).map_err(|error| match error {
+            RunError::TooMany { .. } if limit <= 2 => {
+                fail(reason_of(name), format!("{name}: yielded several values"))
+            }
+            other => fail("transform_error", format!("{name}: {other}")),
+        })
     };
     let key = match run("key", &t.key, 2)?.as_slice() {
-        [] => return Err(fail("bad_key", "key: yielded no value; a key must be one string or integer".into())),
+        [] => {
+            return Err(fail(
+                "bad_key",
+                "key: yielded no value; a key must be one string or integer".into(),
+            ));
+        }
         [one] => key_text(one).map_err(|e| fail("bad_key", format!("key: {e}")))?,
         several => {
             return Err(fail(
                 "bad_key",
-                format!("key: yielded {} values ({}); a key must be one string or integer", several.len(), listed(several)),
+                format!(
+                    "key: yielded {} values ({}); a key must be one string or integer",
+                    several.len(),
+                    listed(several)
+                ),
             ));
         }
     };
@@ -248,7 +272,14 @@ fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val
             [] | [Val::Null] => None,
             [one] => Some(time_of(one).map_err(|e| fail("bad_time", format!("time: {e}")))?),
             several => {
-                return Err(fail("bad_time", format!("time: yielded {} values ({})", several.len(), listed(several))));
+                return Err(fail(
+                    "bad_time",
+                    format!(
+                        "time: yielded {} values ({})",
+                        several.len(),
+                        listed(several)
+                    ),
+                ));
             }
         },
     };
@@ -258,14 +289,20 @@ fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val
         match run(&label, expression, 2)?.as_slice() {
             [] => {}
             [one] => {
-                if let Some(value) = jq::to_attribute(one).map_err(|e| fail("bad_field", format!("{label}: {e}")))? {
+                if let Some(value) =
+                    jq::to_attribute(one).map_err(|e| fail("bad_field", format!("{label}: {e}")))?
+                {
                     attributes.insert(name.clone(), value);
                 }
             }
             several => {
                 return Err(fail(
                     "bad_field",
-                    format!("{label}: yielded {} values ({}); wrap the expression in [ ] to store a list", several.len(), listed(several)),
+                    format!(
+                        "{label}: yielded {} values ({}); wrap the expression in [ ] to store a list",
+                        several.len(),
+                        listed(several)
+                    ),
                 ));
             }
         }
@@ -275,7 +312,8 @@ fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val
         counted.push(match &aggregate.by {
             By::Jq(by) => {
                 let label = format!("aggregates.{}", aggregate.name);
-                counted_values(&run(&label, by, MAX_VALUES)?).map_err(|e| fail("bad_aggregate", format!("{label}: {e}")))?
+                counted_values(&run(&label, by, MAX_VALUES)?)
+                    .map_err(|e| fail("bad_aggregate", format!("{label}: {e}")))?
             }
             // The built-in counters apply to tweets only.
             By::Hashtags | By::Lang => Vec::new(),
@@ -301,7 +339,11 @@ fn reason_of(name: &str) -> &'static str {
 
 /// A few values, for an error message.
 fn listed(values: &[Val]) -> String {
-    let mut shown: Vec<String> = values.iter().take(3).map(|v| short(&v.to_string())).collect();
+    let mut shown: Vec<String> = values
+        .iter()
+        .take(3)
+        .map(|v| short(&v.to_string()))
+        .collect();
     if values.len() > 3 {
         shown.push("...".into());
     }
@@ -322,9 +364,16 @@ fn key_text(value: &Val) -> Result<String, String> {
         Val::Num(n) => {
             let text = n.to_string();
             if !text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-                return Err(format!("yielded the number {text}; a numeric key must be an integer"));
+                return Err(format!(
+                    "yielded the number {text}; a numeric key must be an integer"
+                ));
             }
             text
+        }
+        Val::Null => {
+            return Err(
+                "yielded null (is the field missing?); a key must be a string or an integer".into(),
+            );
         }
         other => {
             return Err(format!(
@@ -338,7 +387,10 @@ fn key_text(value: &Val) -> Result<String, String> {
         return Err("yielded an empty string; DynamoDB refuses an empty key".into());
     }
     if text.len() > MAX_KEY_BYTES {
-        return Err(format!("yielded {} bytes; a key takes at most {MAX_KEY_BYTES}", text.len()));
+        return Err(format!(
+            "yielded {} bytes; a key takes at most {MAX_KEY_BYTES}",
+            text.len()
+        ));
     }
     Ok(text)
 }
@@ -421,7 +473,9 @@ pub const CANARY_FIELD: &str = "streamstack_smoke_canary";
 /// the processor, the table and the archive work; `streamstack test` proves
 /// the transform.
 pub fn canary_record(id: &str) -> Vec<u8> {
-    serde_json::json!({ CANARY_FIELD: id }).to_string().into_bytes()
+    serde_json::json!({ CANARY_FIELD: id })
+        .to_string()
+        .into_bytes()
 }
 
 /// The canary's id, when the record is exactly a canary.
@@ -432,7 +486,11 @@ pub fn canary_id(data: &[u8]) -> Option<String> {
         streamstack_smoke_canary: String,
     }
     // Cheap refusal first: the hot path sees this for every record.
-    if data.len() > 200 || !data.windows(CANARY_FIELD.len()).any(|w| w == CANARY_FIELD.as_bytes()) {
+    if data.len() > 200
+        || !data
+            .windows(CANARY_FIELD.len())
+            .any(|w| w == CANARY_FIELD.as_bytes())
+    {
         return None;
     }
     serde_json::from_slice::<Canary>(data)
@@ -471,7 +529,11 @@ mod tests {
     #[test]
     fn a_key_that_yields_two_values_makes_a_dead_letter_and_the_other_events_are_kept() {
         let p = program(EVENTS);
-        let out = plan(&p, r#"{"records": [{"id": "a", "type": "x"}, {"id": ["b", "c"]}, {"type": "y"}]}"#, Some(600));
+        let out = plan(
+            &p,
+            r#"{"records": [{"id": "a", "type": "x"}, {"id": ["b", "c"]}, {"type": "y"}]}"#,
+            Some(600),
+        );
         assert_eq!(out.items.keys().collect::<Vec<_>>(), ["a"]);
         let letters: Vec<(Option<usize>, &str, &str)> = out
             .dead_letters
@@ -481,15 +543,29 @@ mod tests {
         assert_eq!(
             letters,
             [
-                (Some(1), "bad_key", "key: yielded [\"b\",\"c\"], an array; a key must be a string or an integer"),
-                (Some(2), "bad_key", "key: yielded null, null; a key must be a string or an integer"),
+                (
+                    Some(1),
+                    "bad_key",
+                    "key: yielded [\"b\",\"c\"], an array; a key must be a string or an integer"
+                ),
+                (
+                    Some(2),
+                    "bad_key",
+                    "key: yielded null (is the field missing?); a key must be a string or an integer"
+                ),
             ]
         );
         let p = program("  transform: { events: '.[]', key: '.id, .id' }\n");
         let out = plan(&p, r#"[{"id": "a"}]"#, None);
         assert!(out.items.is_empty());
         assert_eq!(out.dead_letters[0].reason, "bad_key");
-        assert!(out.dead_letters[0].error.contains("yielded 2 values (\"a\", \"a\")"), "{:?}", out.dead_letters);
+        assert!(
+            out.dead_letters[0]
+                .error
+                .contains("yielded 2 values (\"a\", \"a\")"),
+            "{:?}",
+            out.dead_letters
+        );
     }
 
     #[test]
@@ -502,11 +578,17 @@ mod tests {
         );
         assert_eq!(out.dead_letters.len(), 1, "{:?}", out.dead_letters);
         assert_eq!(out.dead_letters[0].reason, "bad_field");
-        assert!(out.dead_letters[0].error.starts_with("fields.n: "), "{}", out.dead_letters[0].error);
+        assert!(
+            out.dead_letters[0].error.starts_with("fields.n: "),
+            "{}",
+            out.dead_letters[0].error
+        );
         assert!(out.dead_letters[0].error.contains("39 significant digits"));
         assert_eq!(
             out.items["b"]["n"],
-            aws_sdk_dynamodb::types::AttributeValue::N("12345678901234567890123456789012345678".into())
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                "12345678901234567890123456789012345678".into()
+            )
         );
     }
 
@@ -531,7 +613,13 @@ mod tests {
         );
         // Without an arrival time (a file), the time of planning.
         let out = plan(&p, r#"{"records": [{"id": "b", "type": "x"}]}"#, None);
-        assert!(out.aggregates.keys().all(|(pk, _)| pk == "kind#1970-01-12T13:45"), "{:?}", out.aggregates.keys());
+        assert!(
+            out.aggregates
+                .keys()
+                .all(|(pk, _)| pk == "kind#1970-01-12T13:45"),
+            "{:?}",
+            out.aggregates.keys()
+        );
         // A time that is neither RFC 3339 nor epoch seconds is a dead letter.
         let out = plan(&p, r#"{"records": [{"id": "b", "at": "yesterday"}]}"#, None);
         assert_eq!(out.dead_letters[0].reason, "bad_time");
@@ -540,7 +628,11 @@ mod tests {
     #[test]
     fn fields_runtime_errors_and_the_canary() {
         let p = program(EVENTS);
-        let out = plan(&p, r#"{"records": [{"id": 7, "type": null, "n": [1, {"a": null}]}]}"#, None);
+        let out = plan(
+            &p,
+            r#"{"records": [{"id": 7, "type": null, "n": [1, {"a": null}]}]}"#,
+            None,
+        );
         // An integer key is its decimal text; a null field is left out;
         // nulls inside a list or map are kept.
         assert_eq!(
@@ -550,7 +642,11 @@ mod tests {
         let p = program("  transform: { key: '.id | ascii_downcase' }\n");
         let out = plan(&p, r#"{"id": 5}"#, None);
         assert_eq!(out.dead_letters[0].reason, "transform_error");
-        assert!(out.dead_letters[0].error.starts_with("key: jq error"), "{}", out.dead_letters[0].error);
+        assert!(
+            out.dead_letters[0].error.starts_with("key: jq error"),
+            "{}",
+            out.dead_letters[0].error
+        );
         let out = plan(&p, "{not json", None);
         assert_eq!(out.dead_letters[0].reason, "not_json");
         let out = plan(&p, " \n", None);

@@ -359,7 +359,7 @@ fn orders_file() -> (Vec<String>, usize) {
             "customer": { "id": format!("c-{}", i % 37), "country": countries[i % 5] },
             "total": (i as f64) * 1.25,
         });
-        if i % 4 != 0 {
+        if !i.is_multiple_of(4) {
             o["placed_at"] = format!("2024-05-01T{:02}:{:02}:00Z", i % 24, i % 60).into();
         }
         o

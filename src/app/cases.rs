@@ -2,7 +2,6 @@
 //! processor plans it, its items, counts and dead letters compared with
 //! what the case expects; a mismatch comes with a diff. No AWS call.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -15,7 +14,7 @@ use crate::spec::Resolved;
 use crate::spec::cases;
 use crate::spec::diagnostic::Report;
 use crate::spec::model::TestCase;
-use crate::spec::transform::DEFAULT_ARRIVAL;
+use crate::spec::transform::{Counts, DEFAULT_ARRIVAL};
 
 /// One case's outcome: empty `mismatches` when it passed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -163,8 +162,8 @@ fn items_of(program: &Program, plan: &BatchPlan) -> Value {
 }
 
 /// The plan's counts: aggregate -> window start -> value -> distinct keys.
-pub fn counts_of(plan: &BatchPlan) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> {
-    let mut counts: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+pub fn counts_of(plan: &BatchPlan) -> Counts {
+    let mut counts = Counts::new();
     for ((pk, _), member) in &plan.aggregates {
         let (Some((name, window)), Some(Ok(value))) =
             (pk.split_once('#'), member.get("value").map(|v| v.as_s()))

@@ -100,8 +100,11 @@ pub fn window_seconds(text: &str) -> Option<u32> {
     };
     let count: u32 = text[..text.len() - 1].parse().ok()?;
     let seconds = count.checked_mul(unit)?;
-    (seconds > 0 && DAY_S % seconds == 0).then_some(seconds)
+    (seconds > 0 && DAY_S.is_multiple_of(seconds)).then_some(seconds)
 }
+
+/// Counts: aggregate name -> window start -> value -> count.
+pub type Counts = BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>;
 
 /// A case of `streamstack test`: one record and what it must give.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -117,7 +120,7 @@ pub struct TestCase {
     /// Exactly the items it gives, in key order (the TTL attribute is not compared). Absent: not checked.
     pub items: Option<Vec<serde_json::Value>>,
     /// Counts it adds: aggregate name -> window start (`YYYY-MM-DDTHH:MM`, UTC) -> value -> count. Absent: not checked.
-    pub aggregates: Option<BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>>,
+    pub aggregates: Option<Counts>,
     /// The dead letters it gives, in order. Absent: not checked.
     pub dead_letters: Option<Vec<ExpectedDeadLetter>>,
 }

@@ -28,7 +28,7 @@ pub struct Program {
 pub enum Transform {
     /// The built-in tweet transform (its own fast path).
     Tweets,
-    Jq(JqTransform),
+    Jq(Box<JqTransform>),
 }
 
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl Program {
         };
         let transform = match &stack.processor.transform {
             TransformSpec::Builtin(_) => Transform::Tweets,
-            TransformSpec::Jq(t) => Transform::Jq(JqTransform {
+            TransformSpec::Jq(t) => Transform::Jq(Box::new(JqTransform {
                 events: compile("events", &t.events)?,
                 key: compile("key", &t.key)?,
                 time: t.time.as_deref().map(|c| compile("time", c)).transpose()?,
@@ -98,7 +98,7 @@ impl Program {
                         Ok((name.clone(), compile(&format!("fields.{name}"), code)?))
                     })
                     .collect::<Result<_, ProgramError>>()?,
-            }),
+            })),
         };
         let builtin_defaults =
             matches!(transform, Transform::Tweets) && stack.processor.aggregates.is_empty();

@@ -106,7 +106,7 @@ def describe(stack_file: str, env: str = "local", field: str | None = None) -> i
     transform = processor.get("transform")
     kind = "tweets" if transform in (None, "tweets") else "records"
     aggregates = processor.get("aggregates")
-    if aggregates is None and kind == "tweets":
+    if not aggregates and kind == "tweets":
         top = ["hashtag:5", "lang:3"]  # the tweet transform's default aggregates, as the demo always showed them
     else:
         top = [f"{a['name']}:5" for a in aggregates or []]

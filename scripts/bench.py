@@ -77,7 +77,7 @@ def bench_transform(tmp: Path) -> None:
         path = tmp / f"{kind}.jsonl"
         run([sys.executable, "bench/make_data.py", kind, "30", str(path)])
         size = path.stat().st_size
-        count = json.loads(run([BIN, "--output", "json", "transform", str(path), "--summary"], capture_output=True).stdout)["summary"]["tweets"]
+        count = json.loads(run([BIN, "--output", "json", "transform", str(path), "--summary"], capture_output=True).stdout)["summary"]["items"]
         rust = statistics.median(timed([BIN, "transform", str(path)], 5))
         py = statistics.median(timed([sys.executable, "bench/transform.py", str(path)], 3))
         row("transform", f"{label}: streamstack vs Python, same file ({size / 1e6:.0f} MB, {count} tweets)", f"{py / rust:.1f}x faster")

@@ -10,6 +10,7 @@ pub mod aws;
 pub mod cli;
 pub mod cost;
 pub mod deploy;
+pub mod jq;
 pub mod logging;
 pub mod names;
 pub mod processor;

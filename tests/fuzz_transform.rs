@@ -26,6 +26,7 @@ use md5::{Digest, Md5};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use streamstack::processor::read::batch::{self, InRecord, ItemShape};
+use streamstack::processor::read::program::Program;
 use streamstack::processor::read::deaggregate::{KPL_MAGIC, aggregate, deaggregate};
 use streamstack::processor::read::transform::{RecordKind, transform};
 
@@ -691,6 +692,7 @@ proptest! {
                 sequence_number: seq,
                 partition_key: "pk",
                 data,
+                arrival_s: None,
             })
             .collect();
         let shape = ItemShape {
@@ -698,7 +700,7 @@ proptest! {
             ttl: ttl.map(|d| ("expires_at".to_string(), d)),
             aggregates_ttl_days,
         };
-        let plan = batch::plan(&records, &shape, now_s);
+        let plan = batch::plan(&records, &Program::tweets(shape), now_s);
 
         // What each user record must become, from the transform itself.
         let mut user_records = 0;
@@ -732,9 +734,9 @@ proptest! {
         }
         prop_assert_eq!(plan.records, records.len());
         prop_assert_eq!(plan.user_records, user_records);
-        prop_assert_eq!(plan.tweets_seen, tweets_seen);
+        prop_assert_eq!(plan.events_seen, tweets_seen);
         prop_assert_eq!(plan.heartbeats, heartbeats);
-        prop_assert_eq!(plan.tweets.keys().cloned().collect::<BTreeSet<_>>(), ids);
+        prop_assert_eq!(plan.items.keys().cloned().collect::<BTreeSet<_>>(), ids);
         let mut got_whole = BTreeMap::new();
         let mut got_objects = BTreeSet::new();
         let mut keys = HashSet::new();
@@ -870,8 +872,9 @@ fn plan_within_memory(data: &[u8]) -> batch::BatchPlan {
         sequence_number: "1",
         partition_key: "k",
         data,
+        arrival_s: None,
     };
-    let (plan, peak) = peak_bytes(|| batch::plan(&[record], &ItemShape::default(), 0));
+    let (plan, peak) = peak_bytes(|| batch::plan(&[record], &Program::default(), 0));
     assert!(
         peak < 256 * data.len(),
         "{peak} bytes held for {}",
@@ -898,6 +901,7 @@ fn extreme_clocks_and_ttls_do_not_overflow() {
         sequence_number: "1",
         partition_key: "k",
         data: &page,
+        arrival_s: None,
     };
     for now_s in [i64::MIN, -1, 0, i64::MAX] {
         let shape = ItemShape {
@@ -905,10 +909,10 @@ fn extreme_clocks_and_ttls_do_not_overflow() {
             ttl: Some(("expires_at".into(), u32::MAX)),
             aggregates_ttl_days: u32::MAX,
         };
-        let plan = batch::plan(std::slice::from_ref(&record), &shape, now_s);
-        assert_eq!(plan.tweets.len(), 3);
-        for item in plan.tweets.values() {
-            let expires = item["expires_at"].as_i64().unwrap();
+        let plan = batch::plan(std::slice::from_ref(&record), &Program::tweets(shape), now_s);
+        assert_eq!(plan.items.len(), 3);
+        for item in plan.items.values() {
+            let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
             assert!(expires >= now_s, "{now_s}: expires at {expires}");
         }
     }

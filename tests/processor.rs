@@ -9,7 +9,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use streamstack::aws::Aws;
-use streamstack::processor::read::batch::{self, InRecord, ItemShape};
+use streamstack::processor::read::batch::{self, InRecord};
+use streamstack::processor::read::program::Program;
 use support::{
     Deployed, consume_until_idle, deployed, json_out, keys_under, s, scan_all, streamstack,
     streamstack_std,
@@ -57,10 +58,11 @@ async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_fr
             sequence_number: "1",
             partition_key: "k",
             data: p,
+            arrival_s: None,
         })
         .collect();
-    let expected = batch::plan(&records, &ItemShape::default(), 0);
-    let expected_ids: HashSet<String> = expected.tweets.keys().cloned().collect();
+    let expected = batch::plan(&records, &Program::default(), 0);
+    let expected_ids: HashSet<String> = expected.items.keys().cloned().collect();
     assert_eq!(expected_ids.len(), 218);
     let expected_top = support::expected_top(&expected);
 

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use streamstack::processor::read::batch::{self, InRecord, ItemKey, ItemShape};
+use streamstack::processor::read::batch::{self, InRecord, ItemKey};
+use streamstack::processor::read::program::Program;
 use streamstack::processor::read::metrics::ConsumerMetrics;
 use streamstack::processor::read::sink::{Sink, SinkTargets};
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, stack_copy, streamstack};
@@ -196,24 +197,25 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
             sequence_number: seq,
             partition_key: "pk",
             data,
+            arrival_s: None,
         })
         .collect();
-    let mut plan = batch::plan(&records, &ItemShape::default(), 1_800_000_000);
+    let mut plan = batch::plan(&records, &Program::default(), 1_800_000_000);
     // ...then two items past the bounds, as a bug or another producer's
     // record could make them: the store must not stall on them.
-    let mut big = plan.tweets["5003"].clone();
-    big.insert("text".into(), Value::String("z".repeat(420_000)));
-    plan.tweets.insert("5003".into(), big);
+    let mut big = plan.items["5003"].clone();
+    big.insert("text".into(), AttributeValue::S("z".repeat(420_000)));
+    plan.items.insert("5003".into(), big);
     let key = (
         "hashtag#2026-12-02T10:00".to_string(),
         format!("{}#5007", "q".repeat(1_500)),
     );
     let mut member = plan.aggregates.values().next().unwrap().clone();
-    member.insert("pk".into(), Value::String(key.0.clone()));
-    member.insert("sk".into(), Value::String(key.1.clone()));
+    member.insert("pk".into(), AttributeValue::S(key.0.clone()));
+    member.insert("sk".into(), AttributeValue::S(key.1.clone()));
     plan.origins.insert(
         ItemKey::Aggregate(key.0.clone(), key.1.clone()),
-        plan.origins[&ItemKey::Tweet("5007".into())],
+        plan.origins[&ItemKey::Item("5007".into())],
     );
     plan.aggregates.insert(key, member);
 
@@ -265,10 +267,10 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
     // dead-lettering a whole stream.
     let mut hopeless = batch::BatchPlan::default();
     for id in ["6001", "6002"] {
-        let mut item = plan.tweets["5001"].clone();
-        item.insert("tweet_id".into(), Value::String(id.into()));
-        item.insert("text".into(), Value::String("z".repeat(420_000)));
-        hopeless.tweets.insert(id.into(), item);
+        let mut item = plan.items["5001"].clone();
+        item.insert("tweet_id".into(), AttributeValue::S(id.into()));
+        item.insert("text".into(), AttributeValue::S("z".repeat(420_000)));
+        hopeless.items.insert(id.into(), item);
     }
     let failed = sink
         .store(&hopeless)

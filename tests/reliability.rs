@@ -21,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use streamstack::processor::read::batch::{self, BatchPlan, InRecord, ItemShape};
+use streamstack::processor::read::batch::{self, BatchPlan, InRecord};
+use streamstack::processor::read::program::Program;
 use streamstack::processor::write::source::synthetic;
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, streamstack_std};
 
@@ -41,9 +42,10 @@ fn expected(first_id: u64, count: u64) -> BatchPlan {
             sequence_number: "1",
             partition_key: &r.partition_key,
             data: &r.data,
+            arrival_s: None,
         })
         .collect();
-    batch::plan(&inputs, &ItemShape::default(), 0)
+    batch::plan(&inputs, &Program::default(), 0)
 }
 
 /// Checks the stored data against the plan: each tweet once, each
@@ -51,8 +53,8 @@ fn expected(first_id: u64, count: u64) -> BatchPlan {
 async fn assert_stored_exactly(d: &Deployed, want: &BatchPlan) {
     let items = scan_all(&d.aws, &format!("{}-tweets", d.stack)).await;
     let ids: HashSet<String> = items.iter().map(|i| s(i, "tweet_id")).collect();
-    let want_ids: HashSet<String> = want.tweets.keys().cloned().collect();
-    assert_eq!(items.len(), want.tweets.len(), "tweet items");
+    let want_ids: HashSet<String> = want.items.keys().cloned().collect();
+    assert_eq!(items.len(), want.items.len(), "tweet items");
     assert_eq!(ids.len(), want_ids.len());
     assert!(
         ids == want_ids,

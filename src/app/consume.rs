@@ -72,7 +72,7 @@ pub async fn consume(
         stream: p.names.stream.clone(),
         leases: LeaseTable::new(aws.dynamodb(), &p.names.lease_table, &worker),
         sink,
-        shape: p.shape.clone(),
+        program: p.program.clone(),
         metrics: metrics.clone(),
         get_records: p.batch.get_records as i32,
         idle_poll: Duration::from_millis(options.idle_poll_ms),

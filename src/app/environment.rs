@@ -4,11 +4,12 @@
 //! bucket, lease table, item shape) that the processor and the checks use.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::AppError;
 use crate::aws::{Aws, AwsArgs};
 use crate::names::{Names, output};
-use crate::processor::read::batch::ItemShape;
+use crate::processor::read::program::Program;
 use crate::spec::Resolved;
 use crate::spec::model::{BatchSpec, Target};
 use crate::template;
@@ -38,7 +39,8 @@ pub struct Pipeline {
     pub names: Names,
     pub bucket: String,
     pub dead_letter_prefix: String,
-    pub shape: ItemShape,
+    /// The stack's transform, aggregates and item shape, compiled.
+    pub program: Arc<Program>,
     pub batch: BatchSpec,
 }
 
@@ -122,11 +124,7 @@ impl Environment {
         Ok(Pipeline {
             bucket,
             dead_letter_prefix: stack.archive.dead_letter_prefix.clone(),
-            shape: ItemShape {
-                partition_key: stack.table.partition_key.clone(),
-                ttl: stack.table.ttl_attribute.clone().zip(stack.table.ttl_days),
-                aggregates_ttl_days: stack.table.ttl_days.unwrap_or(30),
-            },
+            program: Arc::new(Program::new(stack).map_err(|e| AppError::Invalid(e.to_string()))?),
             batch: stack.processor.batch.clone(),
             names,
         })

@@ -11,6 +11,7 @@
 //!   and never calls another command; `up` and `smoke` share the smoke
 //!   check through [`smoke`].
 
+pub mod cases;
 pub mod consume;
 pub mod down;
 pub mod environment;
@@ -22,6 +23,7 @@ pub mod smoke;
 pub mod smoke_watch;
 pub mod status;
 pub mod top;
+pub mod transform;
 pub mod up;
 
 pub use environment::{Environment, Pipeline};

@@ -173,7 +173,7 @@ pub async fn check(env: &Environment, timeouts: &Timeouts) -> Result<SmokeReport
         // 1. The processor stores it.
         let deadline = started + Duration::from_secs(table_timeout);
         let stored = loop {
-            match in_table(aws, &p.names.table, &p.shape.partition_key, &id).await {
+            match in_table(aws, &p.names.table, &p.program.shape.partition_key, &id).await {
                 Ok(true) => break true,
                 Ok(false) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_secs(1)).await
@@ -305,7 +305,7 @@ pub async fn check(env: &Environment, timeouts: &Timeouts) -> Result<SmokeReport
             .dynamodb()
             .delete_item()
             .table_name(&p.names.table)
-            .key(&p.shape.partition_key, AttributeValue::S(id.clone()))
+            .key(&p.program.shape.partition_key, AttributeValue::S(id.clone()))
             .send()
             .await;
         for (dimension, value) in [("hashtag", "streamstackcanary"), ("lang", "en")] {

@@ -10,6 +10,7 @@ mod schema;
 mod smoke;
 mod status;
 mod synth;
+mod test;
 mod top;
 mod transform;
 mod up;
@@ -96,7 +97,9 @@ pub enum Command {
     Consume(consume::ConsumeArgs),
     /// Dry run of the processor on a file: the items and dead letters it would write.
     Transform(transform::TransformArgs),
-    /// The top hashtags or languages of the last minutes, from the live aggregates.
+    /// Run the stack files' cases through their transform; exits 1 on a mismatch, with a diff.
+    Test(test::TestArgs),
+    /// The top values of an aggregate (hashtags, languages, any declared one) over the last minutes.
     Top(top::TopArgs),
     /// A canary tweet through the whole pipeline: stored, archived, no alarm firing.
     Smoke(smoke::SmokeArgs),
@@ -141,6 +144,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Produce(args) => produce::run(args, &cli),
         Command::Consume(args) => consume::run(args, &cli, activator),
         Command::Transform(args) => transform::run(args, cli.output),
+        Command::Test(args) => test::run(args, cli.output),
         Command::Top(args) => top::run(args, &cli),
         Command::Smoke(args) => smoke::run(args, &cli),
         Command::Metrics(args) => metrics::run(args, &cli),

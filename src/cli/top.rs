@@ -1,37 +1,23 @@
-//! `streamstack top`: the top hashtags (or languages) of the last minutes,
+//! `streamstack top`: the top values of an aggregate (hashtags, languages,
+//! any the stack file declares) over the last minutes,
 //! counted from the live aggregates the processor keeps in DynamoDB:
-//! distinct tweets a value, exact under replays.
+//! distinct events a value, exact under replays.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 
 use super::{Cli, Exit, Output, StackArgs, in_environment};
 use crate::app::top::{Window, top};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Dimension {
-    Hashtag,
-    Lang,
-}
-
-impl Dimension {
-    fn name(self) -> &'static str {
-        match self {
-            Dimension::Hashtag => "hashtag",
-            Dimension::Lang => "lang",
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct TopArgs {
     #[command(flatten)]
     pub stack: StackArgs,
-    /// What to rank.
-    #[arg(long, value_enum, default_value_t = Dimension::Hashtag)]
-    pub by: Dimension,
+    /// The aggregate to rank: one the stack file declares (`hashtag` or `lang` with the built-in tweet transform).
+    #[arg(long)]
+    pub by: Option<String>,
     /// The window: this many minutes up to --until.
     #[arg(long, default_value_t = 15)]
     pub minutes: u32,
@@ -76,24 +62,30 @@ pub fn run(args: &TopArgs, cli: &Cli) -> Exit {
             until,
         }
     };
-    let dimension = args.by.name();
     let report = match in_environment(cli, &args.stack, async |env| {
-        top(&env, dimension, window, args.limit).await
+        // Default: the first aggregate of the stack.
+        let first = env.resolved.stack.processor.aggregates().into_iter().next();
+        let by = match (&args.by, first) {
+            (Some(by), _) => by.clone(),
+            (None, Some(first)) => first.name,
+            (None, None) => String::new(),
+        };
+        top(&env, &by, window, args.limit).await
     }) {
         Ok(report) => report,
         Err(exit) => return exit,
     };
-    let (shown, window) = (&report.top, &report.window);
+    let (shown, window, dimension) = (&report.top, &report.window, &report.dimension);
     match cli.output {
         Output::Json => println!(
             "{}",
             json!({
                 "by": dimension, "window": window,
-                "top": shown.iter().map(|(v, c)| json!({ "value": v, "tweets": c })).collect::<Vec<_>>(),
+                "top": shown.iter().map(|(v, c)| json!({ "value": v, "count": c })).collect::<Vec<_>>(),
             })
         ),
         Output::Text => {
-            println!("top {dimension}s, {window}:");
+            println!("top {dimension} values, {window}:");
             if shown.is_empty() {
                 println!("  (none)");
             }

@@ -1,35 +1,57 @@
-//! `streamstack transform FILE`: the dry run of the processor on a file.
-//! Each line is taken as one Kinesis record; prints the tweet items it would
-//! write (NDJSON on stdout) and the dead letters with their line and reason
-//! (stderr), or one JSON document with `--output json`. No AWS call.
+//! `streamstack transform FILE [--stack STACK [-e ENV]]`: the dry run of
+//! the processor on a file. Each line is taken as one Kinesis record;
+//! prints the items it would write (NDJSON on stdout), the dead letters
+//! with their line and reason (stderr) and a summary line (stderr), or one
+//! JSON document with `--output json`. No AWS call.
 
 use std::io::{BufRead, BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use serde_json::json;
 
-use super::{Exit, Output};
-use crate::processor::read::batch::{self, InRecord, ItemShape};
+use super::{Exit, Output, failed, load};
+use crate::app::transform::{dry_run, program};
+use crate::processor::read::item;
 
 #[derive(Debug, Args)]
 pub struct TransformArgs {
-    /// NDJSON file: X API v2 pages or stream messages, v1.1 statuses; `-` for stdin.
+    /// NDJSON file, one record a line (`-` for stdin): what the stack's transform reads; without --stack, X API v2 pages or stream messages, v1.1 statuses.
     pub file: PathBuf,
-    /// The tweets table's partition key attribute.
-    #[arg(long, default_value = "tweet_id")]
+    /// The stack file whose transform, aggregates and table to use (default: the built-in tweet transform).
+    #[arg(long)]
+    pub stack: Option<PathBuf>,
+    /// Environment of the stack file.
+    #[arg(long, short = 'e', requires = "stack")]
+    pub env: Option<String>,
+    /// Without --stack: the items' partition key attribute.
+    #[arg(long, default_value = "tweet_id", conflicts_with = "stack")]
     pub partition_key: String,
     /// Print only the summary (counts), not the items.
     #[arg(long)]
     pub summary: bool,
 }
 
-/// Lines and bytes planned at once: bounds memory on any file size.
-const CHUNK_LINES: usize = 1024;
-const CHUNK_BYTES: usize = 4 << 20;
-
 pub fn run(args: &TransformArgs, output: Output) -> Exit {
+    let resolved = match &args.stack {
+        Some(stack) => match load(
+            &super::StackArgs {
+                stack: stack.clone(),
+                env: args.env.clone(),
+            },
+            output,
+        ) {
+            Ok(resolved) => Some(resolved),
+            Err(exit) => return exit,
+        },
+        None => None,
+    };
+    let program = match program(resolved.as_ref(), &args.partition_key) {
+        Ok(program) => program,
+        Err(e) => return failed(&e),
+    };
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -41,61 +63,18 @@ pub fn run(args: &TransformArgs, output: Output) -> Exit {
             }
         }
     };
-    let shape = ItemShape {
-        partition_key: args.partition_key.clone(),
-        ..ItemShape::default()
-    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let (mut lines_read, mut bytes) = (0u64, 0u64);
-    let (mut tweets, mut dead, mut heartbeats) = (0u64, 0u64, 0u64);
     let mut items = Vec::new();
     let mut dead_letters = Vec::new();
-    let mut chunk: Vec<(String, Vec<u8>)> = Vec::with_capacity(CHUNK_LINES);
-    let mut chunk_bytes = 0;
-    let mut split = reader.split(b'\n');
-    loop {
-        let line = split.next();
-        let at_end = line.is_none();
-        if let Some(line) = line {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: reading {}: {e}", args.file.display());
-                    return Exit::Failed;
-                }
-            };
-            lines_read += 1;
-            bytes += line.len() as u64 + 1;
-            chunk_bytes += line.len();
-            chunk.push((lines_read.to_string(), line));
-            if chunk.len() < CHUNK_LINES && chunk_bytes < CHUNK_BYTES {
-                continue;
-            }
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        let records: Vec<InRecord<'_>> = chunk
-            .iter()
-            .map(|(n, data)| InRecord {
-                shard_id: "file",
-                sequence_number: n,
-                partition_key: "",
-                data,
-            })
-            .collect();
-        let plan = batch::plan(&records, &shape, now);
-        heartbeats += plan.heartbeats as u64;
-        dead += plan.dead_letters.len() as u64;
-        tweets += plan.tweets.len() as u64;
+    let summary = dry_run(reader, &program, now, |plan| {
         for d in &plan.dead_letters {
             let at = d
                 .index
-                .map(|i| format!(", tweet {i} of the page"))
+                .map(|i| format!(", event {i} of the record"))
                 .unwrap_or_default();
             match output {
                 Output::Text => eprintln!(
@@ -109,36 +88,34 @@ pub fn run(args: &TransformArgs, output: Output) -> Exit {
             }
         }
         if !args.summary {
-            for item in plan.tweets.values() {
+            for planned in plan.items.values() {
                 match output {
                     Output::Text => {
-                        let written = serde_json::to_writer(&mut out, item)
-                            .map_err(std::io::Error::from)
-                            .and_then(|()| out.write_all(b"\n"));
+                        let written = writeln!(out, "{}", item::to_json_text(planned));
                         if written.is_err() {
                             // stdout closed (a pipe into `head`): stop quietly.
-                            return Exit::Ok;
+                            return ControlFlow::Break(());
                         }
                     }
-                    Output::Json => items.push(serde_json::Value::Object(item.clone())),
+                    Output::Json => items.push(item::to_json(planned)),
                 }
             }
         }
-        chunk.clear();
-        chunk_bytes = 0;
-        if at_end {
-            break;
-        }
-    }
-    let summary = json!({
-        "lines": lines_read, "bytes": bytes, "tweets": tweets,
-        "dead_letters": dead, "heartbeats": heartbeats,
+        ControlFlow::Continue(())
     });
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return Exit::Failed;
+        }
+    };
     match output {
         Output::Text => {
             let _ = out.flush();
             eprintln!(
-                "transform: {lines_read} lines, {tweets} tweets, {dead} dead letters, {heartbeats} keep-alives"
+                "transform: {} lines, {} events, {} items, {} dead letters, {} keep-alives",
+                summary.lines, summary.events, summary.items, summary.dead_letters, summary.heartbeats
             );
         }
         Output::Json => {

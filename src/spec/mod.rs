@@ -2,9 +2,12 @@
 //! the file, no network.
 
 pub mod diagnostic;
+pub mod expressions;
 pub mod model;
 pub mod rules;
+pub mod cases;
 pub mod schema;
+pub mod transform;
 pub mod yaml;
 
 use std::path::Path;
@@ -215,7 +218,10 @@ impl StackFile {
             obj.entry("region").or_insert_with(|| "us-east-1".into());
         }
         match serde_path_to_error::deserialize::<_, Stack>(pruned) {
-            Ok(stack) => diagnostics.extend(rules::check(&stack, env, &merged)),
+            Ok(stack) => {
+                diagnostics.extend(rules::check(&stack, env, &merged));
+                diagnostics.extend(expressions::check(&stack, &merged, &self.source));
+            }
             // What the schema lets through but the model cannot hold (an
             // integer too large for its field): located here, so that a file
             // that validates always resolves.

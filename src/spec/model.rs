@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::transform::{
+    AggregateSpec, Builtin, ExpectedDeadLetter, JqTransform, TWEET_AGGREGATES, TestCase,
+    TransformSpec,
+};
+
 /// A streamstack stack file: one real-time pipeline (Kinesis stream ->
 /// processor on EC2 -> DynamoDB, Firehose archive to S3, CloudWatch alarms).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,6 +47,10 @@ pub struct Stack {
     pub processor: ProcessorSpec,
     #[serde(default)]
     pub alarms: AlarmsSpec,
+    /// Cases `streamstack test` runs on the transform (more may live beside the file, in `<name>.tests.yaml`).
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub tests: Vec<TestCase>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -270,6 +279,31 @@ pub struct ProcessorSpec {
     /// Where records come from when the host also runs a producer; absent: records come from elsewhere.
     pub source: Option<SourceSpec>,
     pub batch: BatchSpec,
+    /// How a record becomes items: `tweets` (the built-in transform, the default) or a jq transform.
+    pub transform: TransformSpec,
+    /// What is counted live, per window of event time (absent with `tweets`: hashtag and lang a minute).
+    #[schemars(length(max = 20))]
+    pub aggregates: Vec<AggregateSpec>,
+}
+
+impl ProcessorSpec {
+    /// The aggregates kept: those declared, or the built-in transform's own.
+    pub fn aggregates(&self) -> Vec<AggregateSpec> {
+        match (&self.transform, self.aggregates.is_empty()) {
+            // What the built-in transform counts natively, written as the
+            // jq that would count the same on a tweet's item.
+            (TransformSpec::Builtin(Builtin::Tweets), true) => TWEET_AGGREGATES
+                .iter()
+                .zip(["[.hashtags[] | ascii_downcase] | unique | .[]", ".lang"])
+                .map(|(name, by)| AggregateSpec {
+                    name: (*name).to_string(),
+                    by: by.to_string(),
+                    window: "1m".into(),
+                })
+                .collect(),
+            _ => self.aggregates.clone(),
+        }
+    }
 }
 
 /// Exactly one source.

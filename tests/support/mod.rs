@@ -173,7 +173,7 @@ pub fn top_all(file: &str) -> std::collections::BTreeMap<String, u64> {
         .map(|e| {
             (
                 e["value"].as_str().unwrap().to_string(),
-                e["tweets"].as_u64().unwrap(),
+                e["count"].as_u64().unwrap(),
             )
         })
         .collect()
@@ -183,9 +183,9 @@ pub fn top_all(file: &str) -> std::collections::BTreeMap<String, u64> {
 pub fn expected_top(plan: &BatchPlan) -> std::collections::BTreeMap<String, u64> {
     batch::tally(
         plan.aggregates
-            .keys()
-            .filter(|(pk, _)| pk.starts_with("hashtag#"))
-            .map(|(_, sk)| sk.as_str()),
+            .iter()
+            .filter(|((pk, _), _)| pk.starts_with("hashtag#"))
+            .map(|((_, sk), member)| (sk.as_str(), member["value"].as_s().unwrap().as_str())),
     )
     .into_iter()
     .collect()

@@ -1,24 +1,30 @@
-//! What one batch of Kinesis records becomes: tweet items, aggregate
-//! membership items and dead letters. Pure (no I/O, no clock: the caller
-//! passes the time), so the sink and the `transform` dry run share it.
+//! What one batch of Kinesis records becomes: items, aggregate membership
+//! items and dead letters, by the stack's [`Program`] (the built-in tweet
+//! transform, or a jq transform). Pure (no I/O, no clock: the caller passes
+//! the time), so the sink, the `transform` dry run and `test` share it.
 //!
-//! The DynamoDB item shape lives here ([`dynamodb_item`], [`tweet_item`]):
+//! The tweet item's shape lives here ([`dynamodb_item`], [`tweet_item`]):
 //! the transform yields typed [`Tweet`]s and knows nothing of items.
 //!
-//! Idempotence is decided here. A tweet item is keyed by its id, so a tweet
-//! seen twice (a producer retry, a replay after a crash, a lease handover)
-//! overwrites itself. Aggregates are *membership* items, one per (minute,
-//! value, tweet): `pk = "hashtag#2021-09-20T03:54"`, `sk = "rust#1440000"`.
-//! Writing one twice changes nothing, and a count is the number of such
-//! items, so counts stay exact under any replay. Counters incremented with
-//! `ADD` could not tell a replay from a new tweet.
+//! Idempotence is decided here. An item is keyed by its key (a tweet's id),
+//! so an event seen twice (a producer retry, a replay after a crash, a
+//! lease handover) overwrites itself. Aggregates are *membership* items,
+//! one per (aggregate, window, value, key): `pk = "hashtag#2021-09-20T03:54"`
+//! (the window's start), `sk = "rust#1440000"`. Writing one twice changes
+//! nothing, and a count is the number of such items, so counts stay exact
+//! under any replay. Counters incremented with `ADD` could not tell a
+//! replay from a new event. An event's window is taken from its own time,
+//! else from the record's arrival in the stream, which a replay keeps.
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::deaggregate::deaggregate;
+use super::item::{Item, item_size as attributes_size};
+use super::program::{By, Event, Outcome, Program, Transform, counted_on_json, run_jq};
 use super::transform::{self, Tweet};
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK, AGGREGATES_TTL};
 
@@ -29,6 +35,9 @@ pub struct InRecord<'a> {
     pub sequence_number: &'a str,
     pub partition_key: &'a str,
     pub data: &'a [u8],
+    /// When the stream took it (Unix seconds): the event time of events
+    /// that give none, the same on every read of the record.
+    pub arrival_s: Option<i64>,
 }
 
 /// How tweet items are keyed and expire (from the stack file's `table`).
@@ -98,29 +107,29 @@ impl DeadLetter {
 /// Everything a batch stores.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchPlan {
-    /// Tweet items by tweet id (a tweet twice in one batch is one item:
-    /// BatchWriteItem refuses duplicate keys in one call).
-    pub tweets: BTreeMap<String, Map<String, Value>>,
+    /// Items by key (an item twice in one batch is one item: BatchWriteItem
+    /// refuses duplicate keys in one call; the last one is kept).
+    pub items: BTreeMap<String, Item>,
     /// Aggregate membership items by (pk, sk).
-    pub aggregates: BTreeMap<(String, String), Map<String, Value>>,
+    pub aggregates: BTreeMap<(String, String), Item>,
     pub dead_letters: Vec<DeadLetter>,
     /// Kinesis records in the batch, and user records after de-aggregation.
     pub records: usize,
     pub user_records: usize,
-    /// Keep-alive records (blank), neither tweets nor dead letters.
+    /// Keep-alive records (blank), neither items nor dead letters.
     pub heartbeats: usize,
-    /// Tweets extracted, duplicates included.
-    pub tweets_seen: usize,
+    /// Events (tweets) made into items, duplicates included.
+    pub events_seen: usize,
     /// The record each item was made from (the last one, whose item is
-    /// kept, for an item two records make): a write DynamoDB refuses turns that record into a dead
-    /// letter ([`rejected_dead_letters`]).
+    /// kept, for an item two records make): a write DynamoDB refuses turns
+    /// that record into a dead letter ([`rejected_dead_letters`]).
     pub origins: BTreeMap<ItemKey, Origin>,
 }
 
-/// An item of a plan: a tweet by id, or an aggregate membership by (pk, sk).
+/// An item of a plan: by its key, or an aggregate membership by (pk, sk).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ItemKey {
-    Tweet(String),
+    Item(String),
     Aggregate(String, String),
 }
 
@@ -132,11 +141,11 @@ pub struct Origin {
     pub sub_sequence: Option<u64>,
 }
 
-/// Longest hashtag or language value counted in the live aggregates. The
-/// membership's sort key (`value#tweet_id`) must stay under DynamoDB's
-/// 1,024-byte limit; no real hashtag comes near 200 bytes (X caps a post
-/// at 25,000 characters, hashtags in practice at about 100). A longer value
-/// stays in the tweet's item and is only left out of the counts.
+/// Longest value counted in the live aggregates. The membership's sort key
+/// (`value#key`) must stay under DynamoDB's 1,024-byte limit; no real
+/// hashtag comes near 200 bytes (X caps a post at 25,000 characters,
+/// hashtags in practice at about 100). A longer value stays in the item and
+/// is only left out of the counts.
 pub const MAX_AGGREGATE_VALUE_BYTES: usize = 200;
 
 /// Longest tweet text stored whole. X's longest posts (25,000 characters)
@@ -145,12 +154,12 @@ pub const MAX_AGGREGATE_VALUE_BYTES: usize = 200;
 /// DynamoDB's 400 KB.
 pub const MAX_TEXT_BYTES: usize = 128 * 1024;
 
-/// DynamoDB's item size limit (attribute names and values, 400 KB).
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+pub use super::item::MAX_ITEM_BYTES;
 
 /// Plans the writes of a batch. `now_s` is the ingestion time (Unix
-/// seconds), used for TTLs and for tweets without a creation time.
-pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPlan {
+/// seconds), used for TTLs, and for event time when neither the event nor
+/// the record's arrival gives one.
+pub fn plan(records: &[InRecord<'_>], program: &Program, now_s: i64) -> BatchPlan {
     let mut plan = BatchPlan {
         records: records.len(),
         ..BatchPlan::default()
@@ -158,78 +167,200 @@ pub fn plan(records: &[InRecord<'_>], shape: &ItemShape, now_s: i64) -> BatchPla
     for (position, record) in records.iter().enumerate() {
         for user in deaggregate(record.partition_key, record.data) {
             plan.user_records += 1;
-            let dead = |index: Option<usize>, reason: &'static str, error: String| DeadLetter {
-                shard_id: record.shard_id.to_string(),
-                sequence_number: record.sequence_number.to_string(),
+            let at = Place {
+                record,
                 sub_sequence: user.sub_sequence,
-                index,
-                partition_key: user.partition_key.to_string(),
-                reason,
-                error,
-                data: user.data.to_vec(),
+                partition_key: &user.partition_key,
+                data: &user.data,
+                origin: Origin {
+                    record: position,
+                    sub_sequence: user.sub_sequence,
+                },
+                fallback_s: record.arrival_s.unwrap_or(now_s),
+                now_s,
             };
-            match transform::transform(&user.data) {
-                Ok(out) => {
-                    if out.kind == transform::RecordKind::Heartbeat {
-                        plan.heartbeats += 1;
-                    }
-                    for rejected in &out.rejected {
-                        plan.dead_letters.push(dead(
-                            Some(rejected.index),
-                            rejected.reason.code(),
-                            rejected.reason.to_string(),
-                        ));
-                    }
-                    let origin = Origin {
-                        record: position,
-                        sub_sequence: user.sub_sequence,
-                    };
-                    for tweet in &out.tweets {
-                        plan.tweets_seen += 1;
-                        let item = match tweet_item(tweet, shape, now_s) {
-                            Ok(item) => item,
-                            Err(error) => {
-                                // One letter a record (its key has no tweet
-                                // index), naming every tweet that did not fit.
-                                match plan.dead_letters.last_mut() {
-                                    Some(letter)
-                                        if letter.reason == "item_too_large"
-                                            && letter.sequence_number == record.sequence_number
-                                            && letter.sub_sequence == user.sub_sequence =>
-                                    {
-                                        letter.error.push_str("; ");
-                                        letter.error.push_str(&error);
-                                    }
-                                    _ => {
-                                        plan.dead_letters.push(dead(None, "item_too_large", error))
-                                    }
-                                }
-                                continue;
+            match &program.transform {
+                Transform::Tweets => plan_tweets(&mut plan, program, &at),
+                Transform::Jq(t) => match run_jq(t, &program.aggregates, at.data) {
+                    Ok(Outcome::Heartbeat) => plan.heartbeats += 1,
+                    Ok(Outcome::Events(events)) => {
+                        for event in events {
+                            match event {
+                                Ok(event) => plan_event(&mut plan, program, &at, event),
+                                Err(f) => plan.dead_letters.push(at.dead(f.index, f.reason, f.error)),
                             }
-                        };
-                        for item in aggregate_items(tweet, shape, now_s) {
-                            let key = (
-                                item[AGGREGATES_PK].as_str().unwrap_or_default().to_string(),
-                                item[AGGREGATES_SK].as_str().unwrap_or_default().to_string(),
-                            );
-                            // The record whose item is kept (the last one).
-                            plan.origins
-                                .insert(ItemKey::Aggregate(key.0.clone(), key.1.clone()), origin);
-                            plan.aggregates.insert(key, item);
                         }
-                        plan.origins
-                            .insert(ItemKey::Tweet(tweet.id.clone()), origin);
-                        plan.tweets.insert(tweet.id.clone(), item);
                     }
-                }
-                Err(reason) => {
-                    plan.dead_letters
-                        .push(dead(None, reason.code(), reason.to_string()))
-                }
+                    Err(f) => plan.dead_letters.push(at.dead(f.index, f.reason, f.error)),
+                },
             }
         }
     }
     plan
+}
+
+/// One user record being planned, and the times it is planned with.
+struct Place<'a> {
+    record: &'a InRecord<'a>,
+    sub_sequence: Option<u64>,
+    partition_key: &'a str,
+    data: &'a [u8],
+    origin: Origin,
+    /// Event time when the event has none: the record's arrival, which a
+    /// replay does not change.
+    fallback_s: i64,
+    now_s: i64,
+}
+
+impl Place<'_> {
+    fn dead(&self, index: Option<usize>, reason: &'static str, error: String) -> DeadLetter {
+        DeadLetter {
+            shard_id: self.record.shard_id.to_string(),
+            sequence_number: self.record.sequence_number.to_string(),
+            sub_sequence: self.sub_sequence,
+            index,
+            partition_key: self.partition_key.to_string(),
+            reason,
+            error,
+            data: self.data.to_vec(),
+        }
+    }
+}
+
+/// The built-in path: the tweets of a record, their items and counts.
+fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
+    let out = match transform::transform(at.data) {
+        Ok(out) => out,
+        Err(reason) => {
+            plan.dead_letters
+                .push(at.dead(None, reason.code(), reason.to_string()));
+            return;
+        }
+    };
+    if out.kind == transform::RecordKind::Heartbeat {
+        plan.heartbeats += 1;
+    }
+    for rejected in &out.rejected {
+        plan.dead_letters.push(at.dead(
+            Some(rejected.index),
+            rejected.reason.code(),
+            rejected.reason.to_string(),
+        ));
+    }
+    for tweet in &out.tweets {
+        let json = match tweet_item(tweet, &program.shape, at.now_s) {
+            Ok(json) => json,
+            Err(error) => {
+                too_large(plan, at, error);
+                continue;
+            }
+        };
+        let item: Item = match serde_dynamo::to_item(&json) {
+            Ok(item) => item,
+            Err(e) => {
+                plan.dead_letters.push(at.dead(None, REFUSED, e.to_string()));
+                continue;
+            }
+        };
+        let mut counted = Vec::with_capacity(program.aggregates.len());
+        for aggregate in &program.aggregates {
+            counted.push(match &aggregate.by {
+                By::Hashtags => {
+                    let mut tags: Vec<String> =
+                        tweet.hashtags.iter().map(|h| h.to_lowercase()).collect();
+                    tags.sort();
+                    tags.dedup();
+                    tags
+                }
+                By::Lang => tweet.lang.iter().cloned().collect(),
+                By::Jq(by) => {
+                    let bytes = serde_json::to_vec(&json).unwrap_or_default();
+                    counted_on_json(by, &bytes).unwrap_or_default()
+                }
+            });
+        }
+        let time_s = tweet.created_at.as_deref().and_then(|created| {
+            time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp())
+        });
+        plan.events_seen += 1;
+        add(plan, program, at, tweet.id.clone(), item, time_s, &counted);
+    }
+}
+
+/// One letter a record (its key has no event index), naming every item
+/// that did not fit.
+fn too_large(plan: &mut BatchPlan, at: &Place<'_>, error: String) {
+    match plan.dead_letters.last_mut() {
+        Some(letter)
+            if letter.reason == "item_too_large"
+                && letter.sequence_number == at.record.sequence_number
+                && letter.sub_sequence == at.sub_sequence =>
+        {
+            letter.error.push_str("; ");
+            letter.error.push_str(&error);
+        }
+        _ => plan.dead_letters.push(at.dead(None, "item_too_large", error)),
+    }
+}
+
+/// A jq event: its item (key, fields, TTL) and counts.
+fn plan_event(plan: &mut BatchPlan, program: &Program, at: &Place<'_>, event: Event) {
+    let shape = &program.shape;
+    let mut item = event.attributes;
+    item.insert(shape.partition_key.clone(), AttributeValue::S(event.key.clone()));
+    if let Some((attribute, days)) = &shape.ttl {
+        item.insert(attribute.clone(), AttributeValue::N(expiry(at.now_s, *days).to_string()));
+    }
+    let size = attributes_size(&item);
+    if size > MAX_ITEM_BYTES {
+        plan.dead_letters.push(at.dead(
+            Some(event.index),
+            "item_too_large",
+            format!("the item of key {} would take about {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte item limit", event.key),
+        ));
+        return;
+    }
+    plan.events_seen += 1;
+    add(plan, program, at, event.key, item, event.time_s, &event.counted);
+}
+
+/// Adds an item and its aggregate memberships to the plan.
+fn add(
+    plan: &mut BatchPlan,
+    program: &Program,
+    at: &Place<'_>,
+    key: String,
+    item: Item,
+    time_s: Option<i64>,
+    counted: &[Vec<String>],
+) {
+    let time_s = time_s.unwrap_or(at.fallback_s);
+    let expires = expiry(at.now_s, program.shape.aggregates_ttl_days);
+    for (aggregate, values) in program.aggregates.iter().zip(counted) {
+        let window = window_start(time_s, aggregate.window_s);
+        for value in values {
+            if value.len() > MAX_AGGREGATE_VALUE_BYTES {
+                continue;
+            }
+            let (pk, sk) = (aggregate_pk(&aggregate.name, &window), format!("{value}#{key}"));
+            let member: Item = [
+                (AGGREGATES_PK.to_string(), AttributeValue::S(pk.clone())),
+                (AGGREGATES_SK.to_string(), AttributeValue::S(sk.clone())),
+                ("value".to_string(), AttributeValue::S(value.clone())),
+                ("key".to_string(), AttributeValue::S(key.clone())),
+                (AGGREGATES_TTL.to_string(), AttributeValue::N(expires.to_string())),
+            ]
+            .into();
+            // The record whose item is kept (the last one).
+            plan.origins
+                .insert(ItemKey::Aggregate(pk.clone(), sk.clone()), at.origin);
+            plan.aggregates.insert((pk, sk), member);
+        }
+    }
+    plan.origins.insert(ItemKey::Item(key.clone()), at.origin);
+    plan.items.insert(key, item);
 }
 
 /// The tweet as the attributes of its DynamoDB item, in plain JSON: strings,
@@ -411,16 +542,6 @@ fn expiry(now_s: i64, days: u32) -> i64 {
     now_s.saturating_add(i64::from(days) * 86_400)
 }
 
-/// The minute a tweet counts in: its creation minute (`2021-09-20T03:54`),
-/// so that a replay lands in the same minute; the ingestion minute when the
-/// tweet has no creation time.
-pub fn minute_of(tweet: &Tweet, now_s: i64) -> String {
-    match tweet.created_at.as_deref() {
-        Some(created) if created.len() >= 16 => created[..16].to_string(),
-        _ => minute_at(now_s),
-    }
-}
-
 /// `YYYY-MM-DDTHH:MM` of a Unix time.
 pub fn minute_at(unix_s: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(unix_s)
@@ -435,58 +556,28 @@ pub fn minute_at(unix_s: i64) -> String {
     )
 }
 
-/// Dimensions counted live: hashtags (case-folded) and languages.
-pub const DIMENSIONS: [&str; 2] = ["hashtag", "lang"];
-
-/// The partition key of one dimension's minute.
-pub fn aggregate_pk(dimension: &str, minute: &str) -> String {
-    format!("{dimension}#{minute}")
+/// The partition key of one aggregate's window (named by its start).
+pub fn aggregate_pk(aggregate: &str, window: &str) -> String {
+    format!("{aggregate}#{window}")
 }
 
-fn aggregate_items(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Vec<Map<String, Value>> {
-    let minute = minute_of(tweet, now_s);
-    let expires = expiry(now_s, shape.aggregates_ttl_days);
-    let mut values: Vec<(&str, String)> = tweet
-        .hashtags
-        .iter()
-        .map(|h| ("hashtag", h.to_lowercase()))
-        .collect();
-    values.sort();
-    values.dedup();
-    if let Some(lang) = &tweet.lang {
-        values.push(("lang", lang.clone()));
-    }
-    values.retain(|(_, value)| value.len() <= MAX_AGGREGATE_VALUE_BYTES);
-    values
-        .into_iter()
-        .map(|(dimension, value)| {
-            let mut item = Map::new();
-            item.insert(
-                AGGREGATES_PK.into(),
-                Value::String(aggregate_pk(dimension, &minute)),
-            );
-            item.insert(
-                AGGREGATES_SK.into(),
-                Value::String(format!("{value}#{}", tweet.id)),
-            );
-            item.insert("value".into(), Value::String(value));
-            item.insert("tweet_id".into(), Value::String(tweet.id.clone()));
-            item.insert(AGGREGATES_TTL.into(), Value::from(expires));
-            item
-        })
-        .collect()
+/// The start of the window of `window_s` seconds that holds `time_s`, as
+/// `YYYY-MM-DDTHH:MM` (windows divide a day, so they start on whole minutes).
+pub fn window_start(time_s: i64, window_s: i64) -> String {
+    minute_at(time_s.saturating_sub(time_s.rem_euclid(window_s.max(60))))
 }
 
-/// Counts per value from membership sort keys (`value#tweet_id`): distinct
-/// tweets a value, highest first, ties by value.
-pub fn tally<'a>(sort_keys: impl IntoIterator<Item = &'a str>) -> Vec<(String, u64)> {
+/// Counts per value from memberships, each its sort key (`value#key`) and
+/// its `value` attribute (a key may hold `#` too, so the sort key alone
+/// cannot say where the value ends): distinct keys a value, highest first,
+/// ties by value.
+pub fn tally<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, u64)> {
     let mut seen = std::collections::HashSet::new();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for sk in sort_keys {
+    for (sk, value) in members {
         if !seen.insert(sk) {
             continue;
         }
-        let value = sk.rsplit_once('#').map_or(sk, |(value, _)| value);
         *counts.entry(value.to_string()).or_default() += 1;
     }
     let mut out: Vec<(String, u64)> = counts.into_iter().collect();
@@ -504,6 +595,7 @@ mod tests {
             sequence_number: seq,
             partition_key: "pk",
             data,
+            arrival_s: None,
         }
     }
 
@@ -515,9 +607,9 @@ mod tests {
 
     #[test]
     fn a_tweet_becomes_one_item_and_one_membership_per_value() {
-        let p = plan(&[record("1", TWEET)], &ItemShape::default(), 1_700_000_000);
-        assert_eq!(p.tweets.len(), 1);
-        let item = &p.tweets["100"];
+        let p = plan(&[record("1", TWEET)], &Program::default(), 1_700_000_000);
+        assert_eq!(p.items.len(), 1);
+        let item = crate::processor::read::item::to_json(&p.items["100"]);
         assert_eq!(item["tweet_id"], "100");
         assert_eq!(item["author_username"], "ann");
         let keys: Vec<_> = p.aggregates.keys().cloned().collect();
@@ -534,15 +626,15 @@ mod tests {
 
     #[test]
     fn the_same_tweet_twice_plans_the_same_writes_as_once() {
-        let once = plan(&[record("1", TWEET)], &ItemShape::default(), 5);
+        let once = plan(&[record("1", TWEET)], &Program::default(), 5);
         let twice = plan(
             &[record("1", TWEET), record("2", TWEET)],
-            &ItemShape::default(),
+            &Program::default(),
             5,
         );
-        assert_eq!(once.tweets, twice.tweets);
+        assert_eq!(once.items, twice.items);
         assert_eq!(once.aggregates, twice.aggregates);
-        assert_eq!(twice.tweets_seen, 2);
+        assert_eq!(twice.events_seen, 2);
     }
 
     #[test]
@@ -553,10 +645,10 @@ mod tests {
                 record("8", TWEET),
                 record("9", b"  \n"),
             ],
-            &ItemShape::default(),
+            &Program::default(),
             5,
         );
-        assert_eq!(p.tweets.len(), 1);
+        assert_eq!(p.items.len(), 1);
         assert_eq!(p.heartbeats, 1);
         assert_eq!(p.dead_letters.len(), 1);
         let d = &p.dead_letters[0];
@@ -577,8 +669,8 @@ mod tests {
             ttl: Some(("expires_at".into(), 2)),
             aggregates_ttl_days: 1,
         };
-        let p = plan(&[record("1", TWEET)], &shape, 1000);
-        let item = &p.tweets["100"];
+        let p = plan(&[record("1", TWEET)], &Program::tweets(shape), 1000);
+        let item = crate::processor::read::item::to_json(&p.items["100"]);
         assert_eq!(item["id"], "100");
         assert!(item.get("tweet_id").is_none());
         assert_eq!(item["expires_at"], 1000 + 2 * 86_400);
@@ -587,9 +679,9 @@ mod tests {
     #[test]
     fn kpl_aggregates_are_opened() {
         let agg = super::super::deaggregate::aggregate(&[("a", TWEET), ("b", b"{".as_slice())]);
-        let p = plan(&[record("3", &agg)], &ItemShape::default(), 5);
+        let p = plan(&[record("3", &agg)], &Program::default(), 5);
         assert_eq!((p.records, p.user_records), (1, 2));
-        assert_eq!(p.tweets.len(), 1);
+        assert_eq!(p.items.len(), 1);
         assert_eq!(
             p.dead_letters[0].key("d/"),
             "d/shardId-000000000000/3-1.json"
@@ -598,13 +690,21 @@ mod tests {
 
     #[test]
     fn tally_counts_distinct_tweets_per_value() {
-        let counts = tally(["rust#1", "rust#2", "data#1", "rust#1", "a#b#3"]);
+        let counts = tally([
+            ("rust#1", "rust"),
+            ("rust#2", "rust"),
+            ("data#1", "data"),
+            ("rust#1", "rust"),
+            ("a#b#3", "a#b"),
+            ("x#k#1", "x"),
+        ]);
         assert_eq!(
             counts,
             [
                 ("rust".to_string(), 2),
                 ("a#b".to_string(), 1),
-                ("data".to_string(), 1)
+                ("data".to_string(), 1),
+                ("x".to_string(), 1)
             ]
         );
     }

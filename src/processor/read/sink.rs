@@ -18,17 +18,16 @@
 //! reason a store whose every item (more than one) is refused fails too:
 //! that is a table or schema problem, not bad records.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_s3::primitives::ByteStream;
-use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
 use super::batch::{BatchPlan, DeadLetter, ItemKey, Rejected};
+use super::item::Item;
 use super::metrics::ConsumerMetrics;
 use crate::aws::{AwsError, ResultExt};
 
@@ -110,18 +109,14 @@ impl Sink {
         self.store_dead_letters(&plan.dead_letters).await?;
         let mut rejected = Vec::new();
         let tweets = to_requests(
-            &self.targets.tweets_table,
-            plan.tweets
+            plan.items
                 .iter()
-                .map(|(id, item)| (ItemKey::Tweet(id.clone()), item)),
-            &mut rejected,
+                .map(|(key, item)| (ItemKey::Item(key.clone()), item)),
         );
         let aggregates = to_requests(
-            &self.targets.aggregates_table,
             plan.aggregates
                 .iter()
                 .map(|((pk, sk), item)| (ItemKey::Aggregate(pk.clone(), sk.clone()), item)),
-            &mut rejected,
         );
         let mut chunks: Vec<(String, Vec<(ItemKey, WriteRequest)>)> = Vec::new();
         for (table, requests) in [
@@ -156,7 +151,7 @@ impl Sink {
             }
         }
         result?;
-        let written = plan.tweets.len() + plan.aggregates.len();
+        let written = plan.items.len() + plan.aggregates.len();
         if written > 1
             && rejected.len() == written
             && let Some(first) = rejected.first()
@@ -175,10 +170,10 @@ impl Sink {
             .fetch_add(plan.dead_letters.len() as u64, Relaxed);
         let refused_tweets = rejected
             .iter()
-            .filter(|r| matches!(r.key, ItemKey::Tweet(_)))
+            .filter(|r| matches!(r.key, ItemKey::Item(_)))
             .count();
         self.metrics.tweets_stored.fetch_add(
-            plan.tweets.len().saturating_sub(refused_tweets) as u64,
+            plan.items.len().saturating_sub(refused_tweets) as u64,
             Relaxed,
         );
         let refused_aggregates = rejected.len() - refused_tweets;
@@ -309,32 +304,19 @@ fn refuses_an_item(e: &AwsError) -> bool {
     e.is_permanent() && e.code.as_deref().is_some_and(|c| ITEM_ERRORS.contains(&c))
 }
 
-/// Put requests of the items; an item that is not valid DynamoDB
-/// attributes is refused at once, as DynamoDB would refuse it.
+/// Put requests of the items.
 fn to_requests<'a>(
-    table: &str,
-    items: impl Iterator<Item = (ItemKey, &'a Map<String, Value>)>,
-    rejected: &mut Vec<Rejected>,
+    items: impl Iterator<Item = (ItemKey, &'a Item)>,
 ) -> Vec<(ItemKey, WriteRequest)> {
-    let mut requests = Vec::new();
-    for (key, item) in items {
-        match serde_dynamo::to_item::<_, HashMap<String, AttributeValue>>(item) {
-            Ok(attributes) => {
-                let put = PutRequest::builder()
-                    .set_item(Some(attributes))
-                    .build()
-                    .expect("an item is set");
-                requests.push((key, WriteRequest::builder().put_request(put).build()));
-            }
-            Err(e) => rejected.push(Rejected {
-                key,
-                table: table.to_string(),
-                code: "SerializationError".into(),
-                message: e.to_string(),
-            }),
-        }
-    }
-    requests
+    items
+        .map(|(key, item)| {
+            let put = PutRequest::builder()
+                .set_item(Some(item.clone()))
+                .build()
+                .expect("an item is set");
+            (key, WriteRequest::builder().put_request(put).build())
+        })
+        .collect()
 }
 
 #[cfg(test)]

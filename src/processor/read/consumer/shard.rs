@@ -17,7 +17,8 @@ use tracing::{error, info, warn};
 use super::idle::Settledness;
 use super::lease::{LeaseTable, SHARD_END};
 use crate::aws::{AwsError, ResultExt};
-use crate::processor::read::batch::{self, InRecord, ItemShape};
+use crate::processor::read::batch::{self, InRecord};
+use crate::processor::read::program::Program;
 use crate::processor::read::metrics::ConsumerMetrics;
 use crate::processor::read::sink::Sink;
 
@@ -40,7 +41,8 @@ pub struct ReaderContext {
     pub stream: String,
     pub leases: LeaseTable,
     pub sink: Sink,
-    pub shape: ItemShape,
+    /// The stack's transform, aggregates and item shape.
+    pub program: std::sync::Arc<Program>,
     pub metrics: Arc<ConsumerMetrics>,
     /// Records a GetRecords call asks for.
     pub get_records: i32,
@@ -373,9 +375,10 @@ async fn read_until_end(
                         sequence_number: r.sequence_number(),
                         partition_key: r.partition_key().unwrap_or_default(),
                         data: r.data().as_ref(),
+                        arrival_s: r.approximate_arrival_timestamp().map(|t| t.secs()),
                     })
                     .collect();
-                let plan = batch::plan(&inputs, &ctx.shape, now_s());
+                let plan = batch::plan(&inputs, &ctx.program, now_s());
                 ctx.metrics
                     .records_in
                     .fetch_add(plan.records as u64, Relaxed);

@@ -53,7 +53,6 @@
 //! - `slow`: the slow path for records with a value of an unexpected type.
 
 mod classify;
-pub mod jq;
 pub mod reason;
 mod slow;
 pub mod tweet;

@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use jaq_core::load::{Arena, File, Loader};
+use jaq_core::compile::Undefined;
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 
@@ -69,10 +70,14 @@ impl Expression {
                     .flat_map(|(_, undefined)| undefined)
                     .map(|(name, what)| CompileError {
                         span: span_in(code, name),
-                        message: format!(
-                            "undefined {}: `{name}`",
-                            format!("{what:?}").to_lowercase()
-                        ),
+                        message: match what {
+                            Undefined::Filter(arity) => {
+                                format!("undefined filter `{name}/{arity}`")
+                            }
+                            Undefined::Var => format!("undefined variable `{name}`"),
+                            Undefined::Label => format!("undefined label `{name}`"),
+                            _ => format!("undefined module `{name}`"),
+                        },
                     })
                     .collect::<Vec<_>>()
             })?;
@@ -108,6 +113,57 @@ impl Expression {
         }
         Ok(out)
     }
+}
+
+/// A kind of value an expression yields whatever its input, when its form
+/// alone says so (an array or object constructor, a comparison): what
+/// `validate` can tell of a result's type before any event is seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Array,
+    Object,
+    Boolean,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Array => "an array",
+            Shape::Object => "an object",
+            Shape::Boolean => "a boolean",
+        }
+    }
+}
+
+/// The kinds of value `code` certainly yields, read from its syntax alone
+/// (no input, nothing run): each [`Shape`] some output of it always has.
+/// Empty when the form does not tell (a path, a call), or when the code
+/// does not parse (compiling reports that).
+pub fn certain_shapes(code: &str) -> Vec<Shape> {
+    use jaq_core::load::parse::{BinaryOp, Term};
+    fn shapes(term: &Term<&str>, out: &mut Vec<Shape>) {
+        match term {
+            Term::Arr(_) => out.push(Shape::Array),
+            Term::Obj(_) => out.push(Shape::Object),
+            Term::BinOp(_, BinaryOp::Cmp(_) | BinaryOp::And | BinaryOp::Or, _) => {
+                out.push(Shape::Boolean)
+            }
+            // `a | b` yields what b yields; `def f: ...; b` too.
+            Term::BinOp(_, BinaryOp::Pipe(_), right) | Term::Def(_, right) => shapes(right, out),
+            // `a, b` yields both.
+            Term::BinOp(left, BinaryOp::Comma, right) => {
+                shapes(left, out);
+                shapes(right, out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(term) = jaq_core::load::parse(code, |p| p.term()) {
+        shapes(&term, &mut out);
+    }
+    out.dedup();
+    out
 }
 
 /// Parses one JSON document into a jq value (the record's bytes, as they are).
@@ -359,6 +415,18 @@ mod tests {
             "{errors:?}"
         );
         assert_eq!(&code[errors[0].span.clone()], "no_such_filter");
+    }
+
+    #[test]
+    fn constructors_and_comparisons_have_a_certain_shape() {
+        assert_eq!(certain_shapes("[.id]"), [Shape::Array]);
+        assert_eq!(certain_shapes(".a | {id}"), [Shape::Object]);
+        assert_eq!(certain_shapes(".a == 1"), [Shape::Boolean]);
+        assert_eq!(certain_shapes(".id, [.x]"), [Shape::Array]);
+        assert!(certain_shapes(".id").is_empty());
+        assert!(certain_shapes(".a[] | tostring").is_empty());
+        assert!(certain_shapes("if .a then [1] else 2 end").is_empty());
+        assert!(certain_shapes("(").is_empty());
     }
 
     #[test]

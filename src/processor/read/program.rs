@@ -1,0 +1,417 @@
+//! What the stack file says a record becomes, compiled once when the
+//! processor starts: the transform (the built-in tweet transform, or jq
+//! expressions for events, key, time and fields), the aggregates, and the
+//! item's shape. Running it is pure: no I/O, no clock (the caller passes
+//! the times).
+//!
+//! A jq transform's event is stored whole or not at all: an expression that
+//! fails on it (a runtime error, a key that is not one string or integer, a
+//! field DynamoDB cannot store) makes the event a dead letter, whose error
+//! names the expression; the record's other events are kept.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use jaq_json::Val;
+
+use super::batch::ItemShape;
+use super::item::Item;
+use crate::jq::{self, Expression, RunError};
+use crate::spec::model::{Stack, TransformSpec};
+
+/// The compiled transform, aggregates and item shape of a stack.
+#[derive(Debug)]
+pub struct Program {
+    pub transform: Transform,
+    pub aggregates: Vec<Aggregate>,
+    pub shape: ItemShape,
+}
+
+#[derive(Debug)]
+pub enum Transform {
+    /// The built-in tweet transform (its own fast path).
+    Tweets,
+    Jq(JqTransform),
+}
+
+#[derive(Debug)]
+pub struct JqTransform {
+    pub events: Expression,
+    pub key: Expression,
+    pub time: Option<Expression>,
+    pub fields: Vec<(String, Expression)>,
+}
+
+/// An aggregate: its name, window and what it counts.
+#[derive(Debug)]
+pub struct Aggregate {
+    pub name: String,
+    pub window_s: i64,
+    pub by: By,
+}
+
+#[derive(Debug)]
+pub enum By {
+    /// The built-in transform's own: a tweet's hashtags, case-folded.
+    Hashtags,
+    /// The built-in transform's own: a tweet's language.
+    Lang,
+    /// jq, run on the event (on a tweet's item with the built-in transform).
+    Jq(Expression),
+}
+
+/// A stack whose expressions do not compile: `validate` reports it, with
+/// places, before anything runs.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message} (run `streamstack validate` for where)")]
+pub struct ProgramError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Most events one record may hold.
+pub const MAX_EVENTS: usize = 10_000;
+/// Most values an event may count under, for one aggregate.
+pub const MAX_VALUES: usize = 1_000;
+/// Longest key: a key is also part of each aggregate membership's sort key
+/// (`value#key`), which DynamoDB caps at 1,024 bytes, with the value's 200.
+pub const MAX_KEY_BYTES: usize = 800;
+
+impl Program {
+    /// Compiles the stack's transform and aggregates.
+    pub fn new(stack: &Stack) -> Result<Self, ProgramError> {
+        let compile = |name: &str, code: &str| {
+            Expression::compile(code).map_err(|errors| ProgramError {
+                name: name.to_string(),
+                message: errors
+                    .first()
+                    .map_or_else(|| "does not compile".into(), |e| e.message.clone()),
+            })
+        };
+        let transform = match &stack.processor.transform {
+            TransformSpec::Builtin(_) => Transform::Tweets,
+            TransformSpec::Jq(t) => Transform::Jq(JqTransform {
+                events: compile("events", &t.events)?,
+                key: compile("key", &t.key)?,
+                time: t.time.as_deref().map(|c| compile("time", c)).transpose()?,
+                fields: t
+                    .fields
+                    .iter()
+                    .map(|(name, code)| Ok((name.clone(), compile(&format!("fields.{name}"), code)?)))
+                    .collect::<Result<_, ProgramError>>()?,
+            }),
+        };
+        let builtin_defaults = matches!(transform, Transform::Tweets) && stack.processor.aggregates.is_empty();
+        let aggregates = stack
+            .processor
+            .aggregates()
+            .into_iter()
+            .map(|a| {
+                let window_s = i64::from(a.window_s().unwrap_or(60));
+                let by = match (builtin_defaults, a.name.as_str()) {
+                    (true, "hashtag") => By::Hashtags,
+                    (true, _) => By::Lang,
+                    (false, _) => By::Jq(compile(&format!("aggregates.{}", a.name), &a.by)?),
+                };
+                Ok(Aggregate {
+                    name: a.name,
+                    window_s,
+                    by,
+                })
+            })
+            .collect::<Result<_, ProgramError>>()?;
+        Ok(Program {
+            transform,
+            aggregates,
+            shape: ItemShape {
+                partition_key: stack.table.partition_key.clone(),
+                ttl: stack.table.ttl_attribute.clone().zip(stack.table.ttl_days),
+                aggregates_ttl_days: stack.table.ttl_days.unwrap_or(30),
+            },
+        })
+    }
+
+    /// The built-in tweet transform with its own aggregates.
+    pub fn tweets(shape: ItemShape) -> Self {
+        Program {
+            transform: Transform::Tweets,
+            aggregates: vec![
+                Aggregate {
+                    name: "hashtag".into(),
+                    window_s: 60,
+                    by: By::Hashtags,
+                },
+                Aggregate {
+                    name: "lang".into(),
+                    window_s: 60,
+                    by: By::Lang,
+                },
+            ],
+            shape,
+        }
+    }
+}
+
+impl Default for Program {
+    /// The built-in tweet transform, items keyed by `tweet_id`.
+    fn default() -> Self {
+        Program::tweets(ItemShape::default())
+    }
+}
+
+/// What a jq transform made of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Its position among the record's events.
+    pub index: usize,
+    pub key: String,
+    /// Event time (Unix seconds), when the transform gives one.
+    pub time_s: Option<i64>,
+    /// The attributes of `fields`, nulls left out.
+    pub attributes: Item,
+    /// For each aggregate (by position), the distinct values it counts.
+    pub counted: Vec<Vec<String>>,
+}
+
+/// Why an event (or, with no index, the whole record) is a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub index: Option<usize>,
+    pub reason: &'static str,
+    pub error: String,
+}
+
+impl Failure {
+    fn of(index: Option<usize>, reason: &'static str, error: String) -> Self {
+        Failure {
+            index,
+            reason,
+            error,
+        }
+    }
+}
+
+/// What a jq transform made of one record: heartbeat, or its events (each
+/// one kept or failed), or a failure of the whole record.
+#[derive(Debug)]
+pub enum Outcome {
+    Heartbeat,
+    Events(Vec<Result<Event, Failure>>),
+}
+
+/// Runs a jq transform on one record's bytes.
+pub fn run_jq(t: &JqTransform, aggregates: &[Aggregate], data: &[u8]) -> Result<Outcome, Failure> {
+    let text = std::str::from_utf8(data).map_err(|e| {
+        Failure::of(
+            None,
+            "not_utf8",
+            format!("the record is not UTF-8 (valid up to byte {})", e.valid_up_to()),
+        )
+    })?;
+    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return Ok(Outcome::Heartbeat);
+    }
+    let value = jq::parse(data)
+        .map_err(|e| Failure::of(None, "not_json", format!("the record is not JSON: {e}")))?;
+    let events = t
+        .events
+        .run(value, MAX_EVENTS)
+        .map_err(|e| Failure::of(None, "transform_error", format!("events: {e}")))?;
+    Ok(Outcome::Events(
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| run_event(t, aggregates, index, event))
+            .collect(),
+    ))
+}
+
+fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val) -> Result<Event, Failure> {
+    let fail = |reason: &'static str, error: String| Failure::of(Some(index), reason, error);
+    let run = |name: &str, e: &Expression, limit: usize| {
+        e.run(event.clone(), limit)
+            .map_err(|error| match error {
+                RunError::TooMany { .. } if limit <= 2 => fail(reason_of(name), format!("{name}: yielded several values")),
+                other => fail("transform_error", format!("{name}: {other}")),
+            })
+    };
+    let key = match run("key", &t.key, 2)?.as_slice() {
+        [] => return Err(fail("bad_key", "key: yielded no value; a key must be one string or integer".into())),
+        [one] => key_text(one).map_err(|e| fail("bad_key", format!("key: {e}")))?,
+        several => {
+            return Err(fail(
+                "bad_key",
+                format!("key: yielded {} values ({}); a key must be one string or integer", several.len(), listed(several)),
+            ));
+        }
+    };
+    let time_s = match &t.time {
+        None => None,
+        Some(time) => match run("time", time, 2)?.as_slice() {
+            [] | [Val::Null] => None,
+            [one] => Some(time_of(one).map_err(|e| fail("bad_time", format!("time: {e}")))?),
+            several => {
+                return Err(fail("bad_time", format!("time: yielded {} values ({})", several.len(), listed(several))));
+            }
+        },
+    };
+    let mut attributes = Item::new();
+    for (name, expression) in &t.fields {
+        let label = format!("fields.{name}");
+        match run(&label, expression, 2)?.as_slice() {
+            [] => {}
+            [one] => {
+                if let Some(value) = jq::to_attribute(one).map_err(|e| fail("bad_field", format!("{label}: {e}")))? {
+                    attributes.insert(name.clone(), value);
+                }
+            }
+            several => {
+                return Err(fail(
+                    "bad_field",
+                    format!("{label}: yielded {} values ({}); wrap the expression in [ ] to store a list", several.len(), listed(several)),
+                ));
+            }
+        }
+    }
+    let mut counted = Vec::with_capacity(aggregates.len());
+    for aggregate in aggregates {
+        counted.push(match &aggregate.by {
+            By::Jq(by) => {
+                let label = format!("aggregates.{}", aggregate.name);
+                counted_values(&run(&label, by, MAX_VALUES)?).map_err(|e| fail("bad_aggregate", format!("{label}: {e}")))?
+            }
+            // The built-in counters apply to tweets only.
+            By::Hashtags | By::Lang => Vec::new(),
+        });
+    }
+    Ok(Event {
+        index,
+        key,
+        time_s,
+        attributes,
+        counted,
+    })
+}
+
+/// The dead-letter reason of an expression that yields several values where one is needed.
+fn reason_of(name: &str) -> &'static str {
+    match name {
+        "key" => "bad_key",
+        "time" => "bad_time",
+        _ => "bad_field",
+    }
+}
+
+/// A few values, for an error message.
+fn listed(values: &[Val]) -> String {
+    let mut shown: Vec<String> = values.iter().take(3).map(|v| short(&v.to_string())).collect();
+    if values.len() > 3 {
+        shown.push("...".into());
+    }
+    shown.join(", ")
+}
+
+fn short(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// A key: a non-empty string, or an integer's decimal text.
+fn key_text(value: &Val) -> Result<String, String> {
+    let text = match value {
+        Val::TStr(s) => String::from_utf8_lossy(s).into_owned(),
+        Val::Num(n) => {
+            let text = n.to_string();
+            if !text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                return Err(format!("yielded the number {text}; a numeric key must be an integer"));
+            }
+            text
+        }
+        other => {
+            return Err(format!(
+                "yielded {}, {}; a key must be a string or an integer",
+                short(&other.to_string()),
+                type_name(other)
+            ));
+        }
+    };
+    if text.is_empty() {
+        return Err("yielded an empty string; DynamoDB refuses an empty key".into());
+    }
+    if text.len() > MAX_KEY_BYTES {
+        return Err(format!("yielded {} bytes; a key takes at most {MAX_KEY_BYTES}", text.len()));
+    }
+    Ok(text)
+}
+
+/// Event time from RFC 3339 text or epoch seconds.
+fn time_of(value: &Val) -> Result<i64, String> {
+    match value {
+        Val::TStr(s) => {
+            let text = String::from_utf8_lossy(s);
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .map(|t| t.unix_timestamp())
+                .map_err(|_| format!("\"{}\" is not an RFC 3339 time", short(&text)))
+        }
+        Val::Num(n) => {
+            let text = n.to_string();
+            text.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.0..253_402_300_800.0).contains(s))
+                .map(|s| s.floor() as i64)
+                .ok_or_else(|| format!("{text} is not epoch seconds between 1970 and 9999"))
+        }
+        other => Err(format!(
+            "yielded {}, {}; a time is RFC 3339 text or epoch seconds",
+            short(&other.to_string()),
+            type_name(other)
+        )),
+    }
+}
+
+/// An aggregate's values as text, distinct, in order; nulls left out.
+fn counted_values(values: &[Val]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let text = match value {
+            Val::Null => continue,
+            Val::TStr(s) => String::from_utf8_lossy(s).into_owned(),
+            Val::Num(_) | Val::Bool(_) => value.to_string(),
+            other => {
+                return Err(format!(
+                    "yielded {}, {}; values counted must be strings, numbers or booleans",
+                    short(&other.to_string()),
+                    type_name(other)
+                ));
+            }
+        };
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    Ok(out)
+}
+
+fn type_name(value: &Val) -> &'static str {
+    match value {
+        Val::Null => "null",
+        Val::Bool(_) => "a boolean",
+        Val::Num(_) => "a number",
+        Val::TStr(_) => "a string",
+        Val::BStr(_) => "a byte string",
+        Val::Arr(_) => "an array",
+        Val::Obj(_) => "an object",
+    }
+}
+
+/// The values a jq aggregate counts for a tweet, run on its item's JSON.
+pub fn counted_on_json(by: &Expression, json: &[u8]) -> Result<Vec<String>, String> {
+    let value = jq::parse(json)?;
+    let values = by.run(value, MAX_VALUES).map_err(|e| e.to_string())?;
+    counted_values(&values)
+}
+
+/// A DynamoDB string attribute.
+pub fn s(text: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(text.into())
+}

@@ -9,8 +9,8 @@
 use std::ops::Range;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use jaq_core::load::{Arena, File, Loader};
 use jaq_core::compile::Undefined;
+use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 

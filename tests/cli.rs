@@ -262,3 +262,95 @@ fn an_unreachable_endpoint_is_named_with_what_to_check() {
         "a debug dump: {err}"
     );
 }
+
+#[test]
+fn validate_locates_jq_errors_inside_the_expression_all_at_once() {
+    let out = streamstack()
+        .args(["validate", "tests/fixtures/jq/bad-jq.yaml"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    // `      kind: '.type | (.a'`: the expression starts at column 14 and the
+    // parenthesis is never closed, at its end (column 25).
+    // `      user: '.actor | no_such_filter'`: the unknown filter at column 23.
+    // `    - { name: kind, by: '[.type]' }` counts an array: the expression, at column 25.
+    for (place, message) in [
+        (
+            "8:25",
+            "transform.fields.kind: expected closing parenthesis",
+        ),
+        (
+            "9:23",
+            "transform.fields.user: undefined filter `no_such_filter/0`",
+        ),
+        ("11:25", "aggregates.kind.by yields an array"),
+    ] {
+        assert!(
+            stderr.contains(&format!("tests/fixtures/jq/bad-jq.yaml:{place}: {message}")),
+            "{place} {message}:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("3 errors"), "{stderr}");
+}
+
+#[test]
+fn test_runs_the_cases_in_and_beside_the_stack_file_and_fails_with_a_diff() {
+    streamstack()
+        .args(["test", "tests/fixtures/jq/orders.yaml"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "ok    tests/fixtures/jq/orders.yaml: an order becomes an item and counts its country and skus",
+        ))
+        .stdout(predicate::str::contains(
+            "ok    tests/fixtures/jq/orders.yaml: two orders in one record, one without a key",
+        ))
+        .stdout(predicate::str::contains("2 case(s), 2 passed, 0 failed"));
+
+    // The same stack, and beside it a case that expects the wrong total.
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop.yaml");
+    std::fs::copy("tests/fixtures/jq/orders.yaml", &stack).unwrap();
+    std::fs::write(
+        dir.path().join("shop.tests.yaml"),
+        "tests:\n  - name: the wrong total\n    record: { order_id: o-3, total: 10 }\n    items:\n      - { order_id: o-3, total: 11, items: [] }\n",
+    )
+    .unwrap();
+    let out = streamstack()
+        .args(["test", stack.to_str().unwrap()])
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("FAIL  ") && stdout.contains("the wrong total"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-    \"total\": 11") && stdout.contains("+    \"total\": 10"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 case(s), 1 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn transform_with_a_stack_runs_its_jq_transform_on_a_file() {
+    let out = streamstack()
+        .args(["transform", "-", "--stack", "tests/fixtures/jq/orders.yaml"])
+        .write_stdin(
+            "{\"order_id\": \"o-1\", \"total\": 123456789012345678901234567890123456789}\n[{\"order_id\": 5, \"total\": 2.5}, {\"order_id\": \"\"}]\n\n",
+        )
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(stdout, "{\"items\":[],\"order_id\":\"5\",\"total\":2.5}\n");
+    assert!(stderr.contains("dead letter: line 1, event 0 of the record: fields.total: 123456789012345678901234567890123456789 has 39 significant digits"), "{stderr}");
+    assert!(
+        stderr.contains("dead letter: line 2, event 1 of the record: key: yielded an empty string"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("transform: 3 lines, 1 events, 1 items, 2 dead letters, 1 keep-alives"),
+        "{stderr}"
+    );
+}

@@ -26,8 +26,8 @@ use md5::{Digest, Md5};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use streamstack::processor::read::batch::{self, InRecord, ItemShape};
-use streamstack::processor::read::program::Program;
 use streamstack::processor::read::deaggregate::{KPL_MAGIC, aggregate, deaggregate};
+use streamstack::processor::read::program::Program;
 use streamstack::processor::read::transform::{RecordKind, transform};
 
 #[path = "support/fuzz.rs"]
@@ -909,7 +909,11 @@ fn extreme_clocks_and_ttls_do_not_overflow() {
             ttl: Some(("expires_at".into(), u32::MAX)),
             aggregates_ttl_days: u32::MAX,
         };
-        let plan = batch::plan(std::slice::from_ref(&record), &Program::tweets(shape), now_s);
+        let plan = batch::plan(
+            std::slice::from_ref(&record),
+            &Program::tweets(shape),
+            now_s,
+        );
         assert_eq!(plan.items.len(), 3);
         for item in plan.items.values() {
             let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();

@@ -335,3 +335,160 @@ async fn sigterm_finishes_the_batch_checkpoints_and_releases_the_leases() {
 
     support::down_deleting_data(&file);
 }
+
+/// The processor section a test gives a copy of tweets.yaml: order events
+/// in jq, one or several a record, counted by country.
+const ORDERS: &str = "processor:
+  transform:
+    events: 'if type == \"array\" then .[] else . end'
+    key: '.order_id'
+    time: '.placed_at'
+    fields: { customer: '.customer.id', total: '.total' }
+  aggregates:
+    - { name: country, by: '.customer.country', window: 1h }
+";
+
+/// The orders of a replay file: single orders, pairs in one record, repeats
+/// (the same order twice), orders without a time (they count at the
+/// record's arrival), and events the pipeline cannot store.
+fn orders_file() -> (Vec<String>, usize) {
+    let countries = ["NL", "DE", "FR", "ES", "IT"];
+    let order = |i: usize| {
+        let mut o = serde_json::json!({
+            "order_id": format!("o-{i}"),
+            "customer": { "id": format!("c-{}", i % 37), "country": countries[i % 5] },
+            "total": (i as f64) * 1.25,
+        });
+        if i % 4 != 0 {
+            o["placed_at"] = format!("2024-05-01T{:02}:{:02}:00Z", i % 24, i % 60).into();
+        }
+        o
+    };
+    let mut lines = Vec::new();
+    for i in 0..150 {
+        lines.push(order(i).to_string());
+    }
+    for i in 150..170 {
+        lines.push(serde_json::json!([order(i), order(i + 20)]).to_string());
+    }
+    // The same orders again: stored once, counted once.
+    for i in 0..10 {
+        lines.push(order(i).to_string());
+    }
+    let bad = [
+        r#"{"customer": {"country": "NL"}}"#.to_string(), // no key
+        r#"{"order_id": ["o-1", "o-2"]}"#.to_string(),    // two keys
+        r#"{"order_id": "o-x", "total": 123456789012345678901234567890123456789}"#.to_string(), // 39 digits
+        "{not json".to_string(),
+        r#"[{"order_id": "o-y", "placed_at": "yesterday"}, {"order_id": "o-z"}]"#.to_string(), // a bad time beside a good order
+    ];
+    lines.extend(bad.iter().cloned());
+    (lines, bad.len())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jq_transform_stores_its_items_counts_exactly_under_replay_and_dead_letters_bad_events() {
+    let Deployed {
+        copy,
+        file,
+        stack,
+        aws,
+    } = deployed(|t| {
+        t.replacen("  partition_key: tweet_id", "  partition_key: order_id", 1)
+            .replacen("processor:\n", ORDERS, 1)
+    })
+    .await;
+    let (lines, bad) = orders_file();
+    let replay_file = copy.dir.path().join("orders.jsonl");
+    std::fs::write(&replay_file, lines.join("\n") + "\n").unwrap();
+
+    // What the file holds, from the pure plan with the same stack.
+    let resolved = streamstack::spec::load(std::path::Path::new(&file), Some("local")).unwrap();
+    let program = Program::new(&resolved.stack).unwrap();
+    let records: Vec<InRecord<'_>> = lines
+        .iter()
+        .map(|l| InRecord {
+            shard_id: "s",
+            sequence_number: "1",
+            partition_key: "k",
+            data: l.as_bytes(),
+            arrival_s: None,
+        })
+        .collect();
+    let expected = batch::plan(&records, &program, 0);
+    let expected_keys: HashSet<String> = expected.items.keys().cloned().collect();
+    assert_eq!(expected_keys.len(), 191, "150 + 40 orders, and o-z");
+    assert_eq!(
+        expected.dead_letters.len(),
+        bad,
+        "{:?}",
+        expected.dead_letters
+    );
+    let mut expected_top: BTreeMap<String, u64> = BTreeMap::new();
+    for ((_, _), member) in &expected.aggregates {
+        *expected_top
+            .entry(member["value"].as_s().unwrap().clone())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        expected_top.values().sum::<u64>(),
+        190,
+        "o-z has no country"
+    );
+
+    let replay = || {
+        streamstack()
+            .args(["produce", &file, "-e", "local", "--replay"])
+            .arg(&replay_file)
+            .assert()
+            .success();
+        consume_until_idle(&file)
+    };
+    let m = replay();
+    assert_eq!(m["records_in"], lines.len() as u64, "{m}");
+    assert_eq!(m["dead_letters"], bad as u64, "{m}");
+
+    let items = scan_all(&aws, &format!("{stack}-tweets")).await;
+    let keys: HashSet<String> = items.iter().map(|i| s(i, "order_id")).collect();
+    assert_eq!((items.len(), &keys), (expected_keys.len(), &expected_keys));
+    let o7 = items.iter().find(|i| s(i, "order_id") == "o-7").unwrap();
+    assert_eq!(s(o7, "customer"), "c-7");
+    assert_eq!(
+        o7.get("total")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
+        Some("8.75")
+    );
+    let bucket = format!("{stack}-archive-123456789012-us-east-1");
+    let dead = keys_under(&aws, &bucket, "dead-letters/").await;
+    assert_eq!(dead.len(), bad, "{dead:?}");
+    let by_country = |file: &str| -> BTreeMap<String, u64> {
+        support::json_of(&["top", file, "-e", "local", "--by", "country", "--all"])["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["value"].as_str().unwrap().to_string(),
+                    e["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(by_country(&file), expected_top);
+
+    // The same file replayed: new records (so new dead letters), the same
+    // items, and the same counts (the orders without a time now count in
+    // their new records' arrival window, but each order counts once).
+    let again = replay();
+    assert_eq!(again["records_in"], lines.len() as u64, "{again}");
+    let items = scan_all(&aws, &format!("{stack}-tweets")).await;
+    assert_eq!(items.len(), expected_keys.len());
+    assert_eq!(by_country(&file), expected_top);
+    assert_eq!(
+        keys_under(&aws, &bucket, "dead-letters/").await.len(),
+        2 * bad
+    );
+
+    support::down_deleting_data(&file);
+}

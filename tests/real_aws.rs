@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use streamstack::processor::read::batch::{self, InRecord, ItemKey};
-use streamstack::processor::read::program::Program;
 use streamstack::processor::read::metrics::ConsumerMetrics;
+use streamstack::processor::read::program::Program;
 use streamstack::processor::read::sink::{Sink, SinkTargets};
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, stack_copy, streamstack};
 

@@ -37,7 +37,8 @@ pub fn cases_of(resolved: &Resolved, stack_file: &Path) -> Result<Vec<TestCase>,
     let mut all = resolved.stack.tests.clone();
     let path = cases::beside(stack_file);
     match std::fs::read_to_string(&path) {
-        Ok(text) => all.extend(cases::parse(&path.display().to_string(), text).map_err(CasesError::Invalid)?),
+        Ok(text) => all
+            .extend(cases::parse(&path.display().to_string(), text).map_err(CasesError::Invalid)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             return Err(CasesError::Read {
@@ -70,7 +71,10 @@ pub fn run(resolved: &Resolved, cases: &[TestCase]) -> Result<Vec<CaseOutcome>, 
 fn run_case(program: &Program, case: &TestCase) -> CaseOutcome {
     let mut mismatches = Vec::new();
     let arrival = case.arrival.as_deref().unwrap_or(DEFAULT_ARRIVAL);
-    let arrival_s = match time::OffsetDateTime::parse(arrival, &time::format_description::well_known::Rfc3339) {
+    let arrival_s = match time::OffsetDateTime::parse(
+        arrival,
+        &time::format_description::well_known::Rfc3339,
+    ) {
         Ok(t) => t.unix_timestamp(),
         Err(_) => {
             mismatches.push(Mismatch {
@@ -96,10 +100,20 @@ fn run_case(program: &Program, case: &TestCase) -> CaseOutcome {
     };
     let plan = batch::plan(&[record], program, arrival_s);
     if let Some(expected) = &case.items {
-        compare(&mut mismatches, "items", &json!(expected), &items_of(program, &plan));
+        compare(
+            &mut mismatches,
+            "items",
+            &json!(expected),
+            &items_of(program, &plan),
+        );
     }
     if let Some(expected) = &case.aggregates {
-        compare(&mut mismatches, "aggregates", &json!(expected), &json!(counts_of(&plan)));
+        compare(
+            &mut mismatches,
+            "aggregates",
+            &json!(expected),
+            &json!(counts_of(&plan)),
+        );
     }
     if let Some(expected) = &case.dead_letters {
         let actual: Vec<Value> = plan
@@ -129,7 +143,11 @@ fn run_case(program: &Program, case: &TestCase) -> CaseOutcome {
 /// The plan's items as JSON, in key order, without the TTL attribute
 /// (it depends on the day the case runs).
 fn items_of(program: &Program, plan: &BatchPlan) -> Value {
-    let ttl = program.shape.ttl.as_ref().map(|(attribute, _)| attribute.as_str());
+    let ttl = program
+        .shape
+        .ttl
+        .as_ref()
+        .map(|(attribute, _)| attribute.as_str());
     Value::Array(
         plan.items
             .values()
@@ -148,10 +166,9 @@ fn items_of(program: &Program, plan: &BatchPlan) -> Value {
 pub fn counts_of(plan: &BatchPlan) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> {
     let mut counts: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
     for ((pk, _), member) in &plan.aggregates {
-        let (Some((name, window)), Some(Ok(value))) = (
-            pk.split_once('#'),
-            member.get("value").map(|v| v.as_s()),
-        ) else {
+        let (Some((name, window)), Some(Ok(value))) =
+            (pk.split_once('#'), member.get("value").map(|v| v.as_s()))
+        else {
             continue;
         };
         *counts

@@ -1,5 +1,6 @@
 //! The smoke check (`smoke`, and the end of `up`): a canary tweet with a unique id goes into the
-//! stream; it must reach the tweets table (through the processor) and the S3
+//! stream (with a jq transform, the canary record of
+//! [`crate::processor::read::program::canary_record`]); it must reach the tweets table (through the processor) and the S3
 //! archive (through Firehose) in time, the processor must send its
 //! heartbeat, and none of the stack's alarms may be in ALARM. `smoke` exits 0 when
 //! all hold, 2 when one does not: a CI gate after a deploy.
@@ -26,6 +27,7 @@ use crate::aws::{Aws, AwsError, ResultExt};
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
 use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
 use crate::processor::read::batch::{aggregate_pk, minute_at};
+use crate::processor::read::program::{Transform, canary_record};
 
 /// The processor publishes every 10 s; CloudWatch shows a datapoint within
 /// a minute or two of it.
@@ -164,7 +166,10 @@ pub async fn check(env: &Environment, timeouts: &Timeouts) -> Result<SmokeReport
             .put_record()
             .stream_name(&p.names.stream)
             .partition_key(&id)
-            .data(Blob::new(canary(&id, now_s)))
+            .data(Blob::new(match p.program.transform {
+                Transform::Tweets => canary(&id, now_s),
+                Transform::Jq(_) => canary_record(&id),
+            }))
             .send()
             .await;
         put.aws(format!("putting the canary into {}", p.names.stream))?;
@@ -305,10 +310,18 @@ pub async fn check(env: &Environment, timeouts: &Timeouts) -> Result<SmokeReport
             .dynamodb()
             .delete_item()
             .table_name(&p.names.table)
-            .key(&p.program.shape.partition_key, AttributeValue::S(id.clone()))
+            .key(
+                &p.program.shape.partition_key,
+                AttributeValue::S(id.clone()),
+            )
             .send()
             .await;
-        for (dimension, value) in [("hashtag", "streamstackcanary"), ("lang", "en")] {
+        // A tweet canary is counted (a jq stack's canary is not).
+        let counted: &[(&str, &str)] = match p.program.transform {
+            Transform::Tweets => &[("hashtag", "streamstackcanary"), ("lang", "en")],
+            Transform::Jq(_) => &[],
+        };
+        for (dimension, value) in counted {
             let _ = aws
                 .dynamodb()
                 .delete_item()

@@ -39,7 +39,11 @@ pub async fn top(
         let names: Vec<&str> = declared.iter().map(|a| a.name.as_str()).collect();
         return Err(AppError::Invalid(format!(
             "`{dimension}` is not an aggregate of this stack; its aggregates: {}",
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         )));
     };
     let window_s = i64::from(aggregate.window_s().unwrap_or(60));
@@ -63,11 +67,7 @@ pub async fn top(
                     .send()
                     .await
                     .aws(format!("reading the aggregates in {table}"))?;
-                members.extend(
-                    out.items()
-                        .iter()
-                        .filter_map(member),
-                );
+                members.extend(out.items().iter().filter_map(member));
                 start = out.last_evaluated_key().cloned();
                 if start.is_none() {
                     break;
@@ -98,16 +98,16 @@ pub async fn top(
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.aws(format!("reading {pk} from {table}"))?;
-                    members.extend(
-                        page.items()
-                            .iter()
-                            .filter_map(member),
-                    );
+                    members.extend(page.items().iter().filter_map(member));
                 }
             }
         }
     }
-    let counts = tally(members.iter().map(|(sk, value)| (sk.as_str(), value.as_str())));
+    let counts = tally(
+        members
+            .iter()
+            .map(|(sk, value)| (sk.as_str(), value.as_str())),
+    );
     Ok(TopReport {
         dimension: dimension.to_string(),
         window: match window {

@@ -115,7 +115,11 @@ pub fn run(args: &TransformArgs, output: Output) -> Exit {
             let _ = out.flush();
             eprintln!(
                 "transform: {} lines, {} events, {} items, {} dead letters, {} keep-alives",
-                summary.lines, summary.events, summary.items, summary.dead_letters, summary.heartbeats
+                summary.lines,
+                summary.events,
+                summary.items,
+                summary.dead_letters,
+                summary.heartbeats
             );
         }
         Output::Json => {

@@ -86,8 +86,15 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(report.diagnostics.len(), 1);
-        assert_eq!(report.diagnostics[0].span.line, 4, "{:?}", report.diagnostics);
+        assert_eq!(
+            report.diagnostics[0].span.line, 4,
+            "{:?}",
+            report.diagnostics
+        );
         assert!(report.diagnostics[0].message.contains("itemz"));
-        assert_eq!(beside(Path::new("stacks/orders.yaml")), Path::new("stacks/orders.tests.yaml"));
+        assert_eq!(
+            beside(Path::new("stacks/orders.yaml")),
+            Path::new("stacks/orders.tests.yaml")
+        );
     }
 }

@@ -33,7 +33,9 @@ pub fn check(stack: &Stack, tree: &Node, source: &SourceText) -> Vec<Diagnostic>
                         .with_hint(match shape {
                             Shape::Array => "to use each element, iterate it: `.tags[]`",
                             Shape::Object => "pick one field of it: `.user.id`",
-                            Shape::Boolean => "a comparison yields true or false; use the value itself",
+                            Shape::Boolean => {
+                                "a comparison yields true or false; use the value itself"
+                            }
                         }),
                     );
                 }
@@ -54,7 +56,13 @@ pub fn check(stack: &Stack, tree: &Node, source: &SourceText) -> Vec<Diagnostic>
     let processor = &stack.processor;
     if let TransformSpec::Jq(t) = &processor.transform {
         let base = ["processor", "transform"];
-        expression(&[&base[..], &["events"]].concat(), "transform.events", &t.events, &[], "");
+        expression(
+            &[&base[..], &["events"]].concat(),
+            "transform.events",
+            &t.events,
+            &[],
+            "",
+        );
         expression(
             &[&base[..], &["key"]].concat(),
             "transform.key",
@@ -155,11 +163,8 @@ fn rules(stack: &Stack, tree: &Node) -> Vec<Diagnostic> {
     for (i, case) in stack.tests.iter().enumerate() {
         let index = i.to_string();
         if let Some(arrival) = &case.arrival
-            && time::OffsetDateTime::parse(
-                arrival,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .is_err()
+            && time::OffsetDateTime::parse(arrival, &time::format_description::well_known::Rfc3339)
+                .is_err()
         {
             out.push(
                 Diagnostic::new(
@@ -192,7 +197,9 @@ fn rules(stack: &Stack, tree: &Node) -> Vec<Diagnostic> {
 /// character (escapes, folded lines), the place is the scalar's start.
 pub fn within(source: &SourceText, node: &Node, code: &str, range: std::ops::Range<usize>) -> Span {
     let text = source.text();
-    let raw = text.get(node.span.offset..node.span.offset + node.span.len).unwrap_or("");
+    let raw = text
+        .get(node.span.offset..node.span.offset + node.span.len)
+        .unwrap_or("");
     let (start, end) = (range.start.min(code.len()), range.end.min(code.len()));
     // The code's bytes in the raw text, when they appear there as they are.
     let body_at = match raw.as_bytes().first() {
@@ -236,12 +243,18 @@ mod tests {
         let found = diagnostics(&yaml);
         // `      kind: '.type | (.a'`: the quote is at column 13, the code from 14.
         assert!(
-            found.iter().any(|(line, col, m)| *line == 8 && *col >= 14 && m.starts_with("transform.fields.kind: expected")),
+            found.iter().any(|(line, col, m)| *line == 8
+                && *col >= 14
+                && m.starts_with("transform.fields.kind: expected")),
             "{found:?}"
         );
         // `      user: ".actor | no_such(1)"`: `no_such` starts at column 23.
         assert!(
-            found.contains(&(9, 23, "transform.fields.user: undefined filter `no_such/1`".into())),
+            found.contains(&(
+                9,
+                23,
+                "transform.fields.user: undefined filter `no_such/1`".into()
+            )),
             "{found:?}"
         );
     }
@@ -253,9 +266,19 @@ mod tests {
         );
         let found = diagnostics(&yaml);
         let messages: Vec<&str> = found.iter().map(|(_, _, m)| m.as_str()).collect();
-        assert!(messages.contains(&"transform.key yields an array; a key must be a string or an integer"), "{found:?}");
-        assert!(messages.contains(&"window `7m` does not divide a day"), "{found:?}");
-        assert!(messages.contains(&"aggregate `kind` is declared twice"), "{found:?}");
+        assert!(
+            messages
+                .contains(&"transform.key yields an array; a key must be a string or an integer"),
+            "{found:?}"
+        );
+        assert!(
+            messages.contains(&"window `7m` does not divide a day"),
+            "{found:?}"
+        );
+        assert!(
+            messages.contains(&"aggregate `kind` is declared twice"),
+            "{found:?}"
+        );
         assert!(messages.contains(&"aggregates.kind.by yields an object; values counted must be strings, numbers or booleans"), "{found:?}");
     }
 

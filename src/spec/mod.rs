@@ -1,11 +1,11 @@
 //! Stack files: loading, environments, validation. Pure: no I/O but reading
 //! the file, no network.
 
+pub mod cases;
 pub mod diagnostic;
 pub mod expressions;
 pub mod model;
 pub mod rules;
-pub mod cases;
 pub mod schema;
 pub mod transform;
 pub mod yaml;

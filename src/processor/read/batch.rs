@@ -24,7 +24,9 @@ use serde_json::{Map, Value};
 
 use super::deaggregate::deaggregate;
 use super::item::{Item, item_size as attributes_size};
-use super::program::{By, Event, Outcome, Program, Transform, counted_on_json, run_jq};
+use super::program::{
+    By, CANARY_FIELD, Event, Outcome, Program, Transform, canary_id, counted_on_json, run_jq,
+};
 use super::transform::{self, Tweet};
 use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK, AGGREGATES_TTL};
 
@@ -181,13 +183,27 @@ pub fn plan(records: &[InRecord<'_>], program: &Program, now_s: i64) -> BatchPla
             };
             match &program.transform {
                 Transform::Tweets => plan_tweets(&mut plan, program, &at),
+                Transform::Jq(_) if let Some(id) = canary_id(at.data) => {
+                    let item: Item =
+                        [(CANARY_FIELD.to_string(), AttributeValue::Bool(true))].into();
+                    let event = Event {
+                        index: 0,
+                        key: id,
+                        time_s: None,
+                        attributes: item,
+                        counted: vec![Vec::new(); program.aggregates.len()],
+                    };
+                    plan_event(&mut plan, program, &at, event);
+                }
                 Transform::Jq(t) => match run_jq(t, &program.aggregates, at.data) {
                     Ok(Outcome::Heartbeat) => plan.heartbeats += 1,
                     Ok(Outcome::Events(events)) => {
                         for event in events {
                             match event {
                                 Ok(event) => plan_event(&mut plan, program, &at, event),
-                                Err(f) => plan.dead_letters.push(at.dead(f.index, f.reason, f.error)),
+                                Err(f) => {
+                                    plan.dead_letters.push(at.dead(f.index, f.reason, f.error))
+                                }
                             }
                         }
                     }
@@ -258,7 +274,8 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
         let item: Item = match serde_dynamo::to_item(&json) {
             Ok(item) => item,
             Err(e) => {
-                plan.dead_letters.push(at.dead(None, REFUSED, e.to_string()));
+                plan.dead_letters
+                    .push(at.dead(None, REFUSED, e.to_string()));
                 continue;
             }
         };
@@ -301,7 +318,9 @@ fn too_large(plan: &mut BatchPlan, at: &Place<'_>, error: String) {
             letter.error.push_str("; ");
             letter.error.push_str(&error);
         }
-        _ => plan.dead_letters.push(at.dead(None, "item_too_large", error)),
+        _ => plan
+            .dead_letters
+            .push(at.dead(None, "item_too_large", error)),
     }
 }
 
@@ -309,9 +328,15 @@ fn too_large(plan: &mut BatchPlan, at: &Place<'_>, error: String) {
 fn plan_event(plan: &mut BatchPlan, program: &Program, at: &Place<'_>, event: Event) {
     let shape = &program.shape;
     let mut item = event.attributes;
-    item.insert(shape.partition_key.clone(), AttributeValue::S(event.key.clone()));
+    item.insert(
+        shape.partition_key.clone(),
+        AttributeValue::S(event.key.clone()),
+    );
     if let Some((attribute, days)) = &shape.ttl {
-        item.insert(attribute.clone(), AttributeValue::N(expiry(at.now_s, *days).to_string()));
+        item.insert(
+            attribute.clone(),
+            AttributeValue::N(expiry(at.now_s, *days).to_string()),
+        );
     }
     let size = attributes_size(&item);
     if size > MAX_ITEM_BYTES {
@@ -323,7 +348,15 @@ fn plan_event(plan: &mut BatchPlan, program: &Program, at: &Place<'_>, event: Ev
         return;
     }
     plan.events_seen += 1;
-    add(plan, program, at, event.key, item, event.time_s, &event.counted);
+    add(
+        plan,
+        program,
+        at,
+        event.key,
+        item,
+        event.time_s,
+        &event.counted,
+    );
 }
 
 /// Adds an item and its aggregate memberships to the plan.
@@ -344,13 +377,19 @@ fn add(
             if value.len() > MAX_AGGREGATE_VALUE_BYTES {
                 continue;
             }
-            let (pk, sk) = (aggregate_pk(&aggregate.name, &window), format!("{value}#{key}"));
+            let (pk, sk) = (
+                aggregate_pk(&aggregate.name, &window),
+                format!("{value}#{key}"),
+            );
             let member: Item = [
                 (AGGREGATES_PK.to_string(), AttributeValue::S(pk.clone())),
                 (AGGREGATES_SK.to_string(), AttributeValue::S(sk.clone())),
                 ("value".to_string(), AttributeValue::S(value.clone())),
                 ("key".to_string(), AttributeValue::S(key.clone())),
-                (AGGREGATES_TTL.to_string(), AttributeValue::N(expires.to_string())),
+                (
+                    AGGREGATES_TTL.to_string(),
+                    AttributeValue::N(expires.to_string()),
+                ),
             ]
             .into();
             // The record whose item is kept (the last one).

@@ -120,8 +120,18 @@ mod tests {
     #[test]
     fn numbers_keep_every_digit_and_names_are_sorted() {
         let item: Item = [
-            ("b".to_string(), AttributeValue::N("12345678901234567890123456789012345678".into())),
-            ("a".to_string(), AttributeValue::L(vec![AttributeValue::S("x\"y".into()), AttributeValue::Null(true), AttributeValue::Bool(false)])),
+            (
+                "b".to_string(),
+                AttributeValue::N("12345678901234567890123456789012345678".into()),
+            ),
+            (
+                "a".to_string(),
+                AttributeValue::L(vec![
+                    AttributeValue::S("x\"y".into()),
+                    AttributeValue::Null(true),
+                    AttributeValue::Bool(false),
+                ]),
+            ),
         ]
         .into();
         assert_eq!(

@@ -9,7 +9,6 @@
 //! field DynamoDB cannot store) makes the event a dead letter, whose error
 //! names the expression; the record's other events are kept.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use jaq_json::Val;
 
 use super::batch::ItemShape;
@@ -95,11 +94,14 @@ impl Program {
                 fields: t
                     .fields
                     .iter()
-                    .map(|(name, code)| Ok((name.clone(), compile(&format!("fields.{name}"), code)?)))
+                    .map(|(name, code)| {
+                        Ok((name.clone(), compile(&format!("fields.{name}"), code)?))
+                    })
                     .collect::<Result<_, ProgramError>>()?,
             }),
         };
-        let builtin_defaults = matches!(transform, Transform::Tweets) && stack.processor.aggregates.is_empty();
+        let builtin_defaults =
+            matches!(transform, Transform::Tweets) && stack.processor.aggregates.is_empty();
         let aggregates = stack
             .processor
             .aggregates()
@@ -203,10 +205,16 @@ pub fn run_jq(t: &JqTransform, aggregates: &[Aggregate], data: &[u8]) -> Result<
         Failure::of(
             None,
             "not_utf8",
-            format!("the record is not UTF-8 (valid up to byte {})", e.valid_up_to()),
+            format!(
+                "the record is not UTF-8 (valid up to byte {})",
+                e.valid_up_to()
+            ),
         )
     })?;
-    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+    if text
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         return Ok(Outcome::Heartbeat);
     }
     let value = jq::parse(data)
@@ -224,22 +232,37 @@ pub fn run_jq(t: &JqTransform, aggregates: &[Aggregate], data: &[u8]) -> Result<
     ))
 }
 
-fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val) -> Result<Event, Failure> {
+fn run_event(
+    t: &JqTransform,
+    aggregates: &[Aggregate],
+    index: usize,
+    event: Val,
+) -> Result<Event, Failure> {
     let fail = |reason: &'static str, error: String| Failure::of(Some(index), reason, error);
     let run = |name: &str, e: &Expression, limit: usize| {
-        e.run(event.clone(), limit)
-            .map_err(|error| match error {
-                RunError::TooMany { .. } if limit <= 2 => fail(reason_of(name), format!("{name}: yielded several values")),
-                other => fail("transform_error", format!("{name}: {other}")),
-            })
+        e.run(event.clone(), limit).map_err(|error| match error {
+            RunError::TooMany { .. } if limit <= 2 => {
+                fail(reason_of(name), format!("{name}: yielded several values"))
+            }
+            other => fail("transform_error", format!("{name}: {other}")),
+        })
     };
     let key = match run("key", &t.key, 2)?.as_slice() {
-        [] => return Err(fail("bad_key", "key: yielded no value; a key must be one string or integer".into())),
+        [] => {
+            return Err(fail(
+                "bad_key",
+                "key: yielded no value; a key must be one string or integer".into(),
+            ));
+        }
         [one] => key_text(one).map_err(|e| fail("bad_key", format!("key: {e}")))?,
         several => {
             return Err(fail(
                 "bad_key",
-                format!("key: yielded {} values ({}); a key must be one string or integer", several.len(), listed(several)),
+                format!(
+                    "key: yielded {} values ({}); a key must be one string or integer",
+                    several.len(),
+                    listed(several)
+                ),
             ));
         }
     };
@@ -249,7 +272,14 @@ fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val
             [] | [Val::Null] => None,
             [one] => Some(time_of(one).map_err(|e| fail("bad_time", format!("time: {e}")))?),
             several => {
-                return Err(fail("bad_time", format!("time: yielded {} values ({})", several.len(), listed(several))));
+                return Err(fail(
+                    "bad_time",
+                    format!(
+                        "time: yielded {} values ({})",
+                        several.len(),
+                        listed(several)
+                    ),
+                ));
             }
         },
     };
@@ -259,14 +289,20 @@ fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val
         match run(&label, expression, 2)?.as_slice() {
             [] => {}
             [one] => {
-                if let Some(value) = jq::to_attribute(one).map_err(|e| fail("bad_field", format!("{label}: {e}")))? {
+                if let Some(value) =
+                    jq::to_attribute(one).map_err(|e| fail("bad_field", format!("{label}: {e}")))?
+                {
                     attributes.insert(name.clone(), value);
                 }
             }
             several => {
                 return Err(fail(
                     "bad_field",
-                    format!("{label}: yielded {} values ({}); wrap the expression in [ ] to store a list", several.len(), listed(several)),
+                    format!(
+                        "{label}: yielded {} values ({}); wrap the expression in [ ] to store a list",
+                        several.len(),
+                        listed(several)
+                    ),
                 ));
             }
         }
@@ -276,7 +312,8 @@ fn run_event(t: &JqTransform, aggregates: &[Aggregate], index: usize, event: Val
         counted.push(match &aggregate.by {
             By::Jq(by) => {
                 let label = format!("aggregates.{}", aggregate.name);
-                counted_values(&run(&label, by, MAX_VALUES)?).map_err(|e| fail("bad_aggregate", format!("{label}: {e}")))?
+                counted_values(&run(&label, by, MAX_VALUES)?)
+                    .map_err(|e| fail("bad_aggregate", format!("{label}: {e}")))?
             }
             // The built-in counters apply to tweets only.
             By::Hashtags | By::Lang => Vec::new(),
@@ -302,7 +339,11 @@ fn reason_of(name: &str) -> &'static str {
 
 /// A few values, for an error message.
 fn listed(values: &[Val]) -> String {
-    let mut shown: Vec<String> = values.iter().take(3).map(|v| short(&v.to_string())).collect();
+    let mut shown: Vec<String> = values
+        .iter()
+        .take(3)
+        .map(|v| short(&v.to_string()))
+        .collect();
     if values.len() > 3 {
         shown.push("...".into());
     }
@@ -323,9 +364,16 @@ fn key_text(value: &Val) -> Result<String, String> {
         Val::Num(n) => {
             let text = n.to_string();
             if !text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-                return Err(format!("yielded the number {text}; a numeric key must be an integer"));
+                return Err(format!(
+                    "yielded the number {text}; a numeric key must be an integer"
+                ));
             }
             text
+        }
+        Val::Null => {
+            return Err(
+                "yielded null (is the field missing?); a key must be a string or an integer".into(),
+            );
         }
         other => {
             return Err(format!(
@@ -339,7 +387,10 @@ fn key_text(value: &Val) -> Result<String, String> {
         return Err("yielded an empty string; DynamoDB refuses an empty key".into());
     }
     if text.len() > MAX_KEY_BYTES {
-        return Err(format!("yielded {} bytes; a key takes at most {MAX_KEY_BYTES}", text.len()));
+        return Err(format!(
+            "yielded {} bytes; a key takes at most {MAX_KEY_BYTES}",
+            text.len()
+        ));
     }
     Ok(text)
 }
@@ -411,7 +462,201 @@ pub fn counted_on_json(by: &Expression, json: &[u8]) -> Result<Vec<String>, Stri
     counted_values(&values)
 }
 
-/// A DynamoDB string attribute.
-pub fn s(text: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(text.into())
+/// The attribute (and record field) of the smoke check's canary.
+pub const CANARY_FIELD: &str = "streamstack_smoke_canary";
+
+/// The canary `smoke` puts into a stack with a jq transform: the record
+/// `{"streamstack_smoke_canary": ID}`. The user's transform cannot be
+/// expected to make an item of it (it knows only the user's events), so the
+/// processor stores it as it is: an item keyed by ID, with
+/// `streamstack_smoke_canary: true`, and no counts. It proves the stream,
+/// the processor, the table and the archive work; `streamstack test` proves
+/// the transform.
+pub fn canary_record(id: &str) -> Vec<u8> {
+    serde_json::json!({ CANARY_FIELD: id })
+        .to_string()
+        .into_bytes()
+}
+
+/// The canary's id, when the record is exactly a canary.
+pub fn canary_id(data: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Canary {
+        streamstack_smoke_canary: String,
+    }
+    // Cheap refusal first: the hot path sees this for every record.
+    if data.len() > 200
+        || !data
+            .windows(CANARY_FIELD.len())
+            .any(|w| w == CANARY_FIELD.as_bytes())
+    {
+        return None;
+    }
+    serde_json::from_slice::<Canary>(data)
+        .ok()
+        .map(|c| c.streamstack_smoke_canary)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_KEY_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processor::read::batch::{self, BatchPlan, InRecord};
+    use crate::processor::read::item::to_json;
+
+    fn program(transform: &str) -> Program {
+        let yaml = format!(
+            "name: events\nregion: us-east-1\ntable: {{ partition_key: event_id }}\nprocessor:\n{transform}"
+        );
+        let file = crate::spec::parse("t.yaml", yaml.as_bytes()).unwrap_or_else(|r| panic!("{r}"));
+        Program::new(&file.resolve(None).unwrap().stack).unwrap()
+    }
+
+    fn plan(program: &Program, data: &str, arrival_s: Option<i64>) -> BatchPlan {
+        let record = InRecord {
+            shard_id: "s",
+            sequence_number: "1",
+            partition_key: "k",
+            data: data.as_bytes(),
+            arrival_s,
+        };
+        batch::plan(&[record], program, 1_000_000)
+    }
+
+    const EVENTS: &str = "  transform:\n    events: '.records[]'\n    key: '.id'\n    time: '.at'\n    fields: { kind: '.type', n: '.n' }\n  aggregates:\n    - { name: kind, by: '.type', window: 5m }\n";
+
+    #[test]
+    fn a_key_that_yields_two_values_makes_a_dead_letter_and_the_other_events_are_kept() {
+        let p = program(EVENTS);
+        let out = plan(
+            &p,
+            r#"{"records": [{"id": "a", "type": "x"}, {"id": ["b", "c"]}, {"type": "y"}]}"#,
+            Some(600),
+        );
+        assert_eq!(out.items.keys().collect::<Vec<_>>(), ["a"]);
+        let letters: Vec<(Option<usize>, &str, &str)> = out
+            .dead_letters
+            .iter()
+            .map(|d| (d.index, d.reason, d.error.as_str()))
+            .collect();
+        assert_eq!(
+            letters,
+            [
+                (
+                    Some(1),
+                    "bad_key",
+                    "key: yielded [\"b\",\"c\"], an array; a key must be a string or an integer"
+                ),
+                (
+                    Some(2),
+                    "bad_key",
+                    "key: yielded null (is the field missing?); a key must be a string or an integer"
+                ),
+            ]
+        );
+        let p = program("  transform: { events: '.[]', key: '.id, .id' }\n");
+        let out = plan(&p, r#"[{"id": "a"}]"#, None);
+        assert!(out.items.is_empty());
+        assert_eq!(out.dead_letters[0].reason, "bad_key");
+        assert!(
+            out.dead_letters[0]
+                .error
+                .contains("yielded 2 values (\"a\", \"a\")"),
+            "{:?}",
+            out.dead_letters
+        );
+    }
+
+    #[test]
+    fn a_number_over_38_digits_is_a_dead_letter_and_38_digits_are_stored_exactly() {
+        let p = program(EVENTS);
+        let out = plan(
+            &p,
+            r#"{"records": [{"id": "a", "n": 123456789012345678901234567890123456789}, {"id": "b", "n": 12345678901234567890123456789012345678}]}"#,
+            None,
+        );
+        assert_eq!(out.dead_letters.len(), 1, "{:?}", out.dead_letters);
+        assert_eq!(out.dead_letters[0].reason, "bad_field");
+        assert!(
+            out.dead_letters[0].error.starts_with("fields.n: "),
+            "{}",
+            out.dead_letters[0].error
+        );
+        assert!(out.dead_letters[0].error.contains("39 significant digits"));
+        assert_eq!(
+            out.items["b"]["n"],
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                "12345678901234567890123456789012345678".into()
+            )
+        );
+    }
+
+    #[test]
+    fn events_without_a_time_count_in_the_window_of_the_records_arrival() {
+        let p = program(EVENTS);
+        // 2024-05-01T12:03:10Z is in the 12:00 window of 5 minutes; the
+        // event with no time counts at its record's arrival (1970-01-01T00:10).
+        let out = plan(
+            &p,
+            r#"{"records": [{"id": "a", "type": "x", "at": "2024-05-01T12:03:10Z"}, {"id": "b", "type": "x"}, {"id": "c", "type": "y", "at": 1714565000}]}"#,
+            Some(600),
+        );
+        let keys: Vec<&(String, String)> = out.aggregates.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                &("kind#1970-01-01T00:10".to_string(), "x#b".to_string()),
+                &("kind#2024-05-01T12:00".to_string(), "x#a".to_string()),
+                &("kind#2024-05-01T12:00".to_string(), "y#c".to_string()),
+            ]
+        );
+        // Without an arrival time (a file), the time of planning.
+        let out = plan(&p, r#"{"records": [{"id": "b", "type": "x"}]}"#, None);
+        assert!(
+            out.aggregates
+                .keys()
+                .all(|(pk, _)| pk == "kind#1970-01-12T13:45"),
+            "{:?}",
+            out.aggregates.keys()
+        );
+        // A time that is neither RFC 3339 nor epoch seconds is a dead letter.
+        let out = plan(&p, r#"{"records": [{"id": "b", "at": "yesterday"}]}"#, None);
+        assert_eq!(out.dead_letters[0].reason, "bad_time");
+    }
+
+    #[test]
+    fn fields_runtime_errors_and_the_canary() {
+        let p = program(EVENTS);
+        let out = plan(
+            &p,
+            r#"{"records": [{"id": 7, "type": null, "n": [1, {"a": null}]}]}"#,
+            None,
+        );
+        // An integer key is its decimal text; a null field is left out;
+        // nulls inside a list or map are kept.
+        assert_eq!(
+            to_json(&out.items["7"]),
+            serde_json::json!({"event_id": "7", "n": [1, {"a": null}]})
+        );
+        let p = program("  transform: { key: '.id | ascii_downcase' }\n");
+        let out = plan(&p, r#"{"id": 5}"#, None);
+        assert_eq!(out.dead_letters[0].reason, "transform_error");
+        assert!(
+            out.dead_letters[0].error.starts_with("key: jq error"),
+            "{}",
+            out.dead_letters[0].error
+        );
+        let out = plan(&p, "{not json", None);
+        assert_eq!(out.dead_letters[0].reason, "not_json");
+        let out = plan(&p, " \n", None);
+        assert_eq!((out.heartbeats, out.dead_letters.len()), (1, 0));
+        // The smoke check's canary is stored as it is, keyed by its id, not counted.
+        let out = plan(&p, &String::from_utf8(canary_record("c-1")).unwrap(), None);
+        assert_eq!(
+            to_json(&out.items["c-1"]),
+            serde_json::json!({"event_id": "c-1", "streamstack_smoke_canary": true})
+        );
+        assert!(out.aggregates.is_empty());
+    }
 }

@@ -18,8 +18,8 @@ use super::idle::Settledness;
 use super::lease::{LeaseTable, SHARD_END};
 use crate::aws::{AwsError, ResultExt};
 use crate::processor::read::batch::{self, InRecord};
-use crate::processor::read::program::Program;
 use crate::processor::read::metrics::ConsumerMetrics;
+use crate::processor::read::program::Program;
 use crate::processor::read::sink::Sink;
 
 /// Kinesis allows five GetRecords a second a shard, shared by everything

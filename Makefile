@@ -33,37 +33,56 @@ build:
 	@echo "==> building streamstack (the first build compiles all dependencies and takes a few minutes)"
 	$(CARGO) build --locked
 
-# The whole pipeline on the local emulator, one step after the other.
+# The whole pipeline on the local emulator, one step after the other, for any
+# stack file whose local environment replays a file: STACK=stacks/tweets.yaml
+# (the default) or STACK=stacks/earthquakes.yaml. What the steps need to know
+# of the stack file (its deployed name, the replay file, whether it is the
+# built-in tweet transform, its aggregates) comes from
+# `scripts/demo_report.py describe`, read when the recipe runs (after the
+# `emulator` prerequisite has installed the virtualenv with PyYAML).
+DEMO_PYTHON = $(firstword $(wildcard .venv/emulator/bin/python) python3)
+demo_describe = $(shell $(DEMO_PYTHON) scripts/demo_report.py describe $(STACK) local $(1) 2>/dev/null)
+DEMO_STACK  = $(call demo_describe,stack)
+DEMO_REPLAY = $(call demo_describe,replay)
+DEMO_KIND   = $(call demo_describe,kind)
+DEMO_TOP    = $(call demo_describe,top)
+# The synthetic source makes tweets: a hint for the tweet transform only.
+DEMO_TWEETS = $(filter tweets,$(DEMO_KIND))
+
 demo: build emulator
 	@echo "==> [1/7] validating $(STACK)"
 	$(BIN) validate $(STACK)
+	@test -n "$(DEMO_REPLAY)" || { $(DEMO_PYTHON) scripts/demo_report.py describe $(STACK) local; exit 1; }
 	@echo "==> [2/7] bringing $(STACK) up on the local emulator; the processor starts as a local process"
 	$(AWS_ENV) $(BIN) up $(STACK) --env local
-	@echo "==> [3/7] replaying the bundled tweets (data/tweets-v2.jsonl) into the stream"
+	@echo "==> [3/7] replaying the bundled data ($(DEMO_REPLAY)) into the stream"
 	@mkdir -p .state && date +%s >.state/demo-replay-started
 	$(AWS_ENV) $(BIN) produce $(STACK) --env local
 	@echo "==> [4/7] waiting until they are stored in DynamoDB and archived in S3 (the archive trails by Firehose's buffer interval)"
-	@expected=$$($(BIN) --output json transform data/tweets-v2.jsonl --summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["items"])'); \
-	  stack=$$(python3 -c 'import sys; n=[l.split(":",1)[1].strip() for l in open(sys.argv[1]) if l.startswith("name:")][0]; print(n + "-local")' $(STACK)); \
-	  $(AWS_ENV) .venv/emulator/bin/python scripts/demo_report.py $$stack $$expected 0 240 data/tweets-v2.jsonl "$$(cat .state/demo-replay-started)"
-	@echo "==> [5/7] the analysis on the fly: top hashtags and languages"
-	$(AWS_ENV) $(BIN) top $(STACK) --env local --all --limit 5
-	$(AWS_ENV) $(BIN) top $(STACK) --env local --all --limit 3 --by lang
-	@echo "==> [6/7] smoke: a canary tweet through stream, processor, table and archive"
+	@expected=$$($(BIN) --output json transform $(DEMO_REPLAY) --stack $(STACK) -e local --summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["items"])'); \
+	  $(AWS_ENV) .venv/emulator/bin/python scripts/demo_report.py $(DEMO_STACK) $$expected 0 240 $(DEMO_REPLAY) "$$(cat .state/demo-replay-started)" $(DEMO_KIND)
+	@echo "==> [5/7] the analysis on the fly: the top values of each aggregate ($(or $(DEMO_TOP),none declared))"
+	@for t in $(DEMO_TOP); do \
+	  echo "$(BIN) top $(STACK) --env local --all --limit $${t##*:} --by $${t%%:*}"; \
+	  $(AWS_ENV) $(BIN) top $(STACK) --env local --all --limit $${t##*:} --by $${t%%:*}; \
+	done
+	@echo "==> [6/7] smoke: a canary through stream, processor, table and archive (a tweet; with a jq transform, a canary record the processor stores as it is)"
 	$(AWS_ENV) $(BIN) smoke $(STACK) --env local
 	@echo "==> [7/7] the processor's figures in CloudWatch (it publishes every 10 s)"
 	@sleep 10
 	$(AWS_ENV) $(BIN) metrics $(STACK) --env local --since 15m
 	@$(AWS_ENV) $(BIN) --output json metrics $(STACK) --env local --since 15m \
-	  | python3 -c 'import json,sys; s={x["id"]: x["summary"] for x in json.load(sys.stdin)["series"]}; print("metrics: %.0f records in, %.0f tweets stored, %.0f dead letters in the last 15 minutes" % (s["records_in"], s["items_written"], s["dead_letters"]))'
+	  | python3 -c 'import json,sys; s={x["id"]: x["summary"] for x in json.load(sys.stdin)["series"]}; print("metrics: %.0f records in, %.0f items stored, %.0f dead letters in the last 15 minutes" % (s["records_in"], s["items_written"], s["dead_letters"]))'
 	@echo
 	@echo "Next:"
-	@echo "  make status                 # the stack, every resource, the processor"
-	@echo "  $(AWS_ENV) $(BIN) produce $(STACK) -e local --synthetic --rate 500 --count 5000"
-	@echo "  $(BIN) transform data/tweets-v2.jsonl | head -1   # what the processor makes of a file"
+	@echo "  make status STACK=$(STACK)  # the stack, every resource, the processor"
+	@echo "  $(AWS_ENV) $(BIN) produce $(STACK) -e local   # replay again: the aggregates' counts stay the same"
+	$(if $(DEMO_TWEETS),@echo "  $(AWS_ENV) $(BIN) produce $(STACK) -e local --synthetic --rate 500 --count 5000")
+	@echo "  $(BIN) transform $(DEMO_REPLAY) --stack $(STACK) | head -1   # what the processor makes of a file"
+	@echo "  $(BIN) test $(STACK)   # the stack file's transform test cases"
 	@echo "  $(AWS_ENV) $(BIN) logs $(STACK) -e local --since 15m   # the processor's log lines, from CloudWatch Logs (-f follows)"
-	@echo "  make plan                   # what a change to $(STACK) would do"
-	@echo "  make down                   # tear it all down, emulator included"
+	@echo "  make plan STACK=$(STACK)    # what a change to $(STACK) would do"
+	@echo "  make down STACK=$(STACK)    # tear it all down, emulator included"
 
 # The local emulator (moto with the project's extensions), when ENV needs it.
 emulator:

@@ -97,8 +97,9 @@ pub struct Workload {
     pub records_per_s: f64,
     /// Average record size in KB (an X API v2 tweet with its author: about 3 KB).
     pub record_kb: f64,
-    /// DynamoDB items a tweet writes: the tweet and its aggregate memberships
-    /// (hashtags and language; 3.4 on the sample data).
+    /// DynamoDB items a record writes: the item and its aggregate memberships
+    /// (tweets: hashtags and language, 3.4 on the sample data; `plan`
+    /// measures it on the stack's replay file).
     pub items_per_record: f64,
     /// Compressed size of the archive relative to the raw stream (GZIP on tweets: about 0.15).
     pub archive_ratio: f64,

@@ -34,10 +34,9 @@ static ALLOCATOR: fuzz::Counting = fuzz::Counting;
 
 fn shipped() -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
-    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+    let mut files: Vec<(String, String)> = streamstack::spec::cases::stack_files(&dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
             (p.display().to_string(), text)

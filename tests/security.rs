@@ -52,12 +52,7 @@ use streamstack::template;
 /// Every (stack file, environment) the repo ships, the base included, compiled.
 fn shipped_templates() -> Vec<(String, Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let files = streamstack::spec::cases::stack_files(&dir).unwrap();
     let mut out = Vec::new();
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();

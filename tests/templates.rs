@@ -21,11 +21,7 @@ fn resolve(stack: &str, env: Option<&str>) -> Resolved {
 fn all_shipped() -> Vec<(String, Option<String>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = streamstack::spec::cases::stack_files(&dir).unwrap();
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let file = spec::parse(&name, &std::fs::read(&path).unwrap()).unwrap();

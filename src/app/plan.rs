@@ -1,10 +1,16 @@
 //! `plan`: what `up` would change, and what the environment would cost.
 
+use std::io::BufRead;
+use std::ops::ControlFlow;
+
 use serde::Serialize;
 
+use super::transform::dry_run;
 use super::{AppError, Environment};
 use crate::cost::{self, Estimate, Prices, Workload};
 use crate::deploy::changeset::{Change, Kind};
+use crate::processor::read::program::Program;
+use crate::spec::model::Stack;
 
 /// What `up` would do.
 #[derive(Debug, Serialize)]
@@ -13,16 +19,80 @@ pub struct PlanReport {
     pub kind: Kind,
     pub changes: Vec<Change>,
     pub cost: Estimate,
+    /// Where the estimate's DynamoDB items a record come from.
+    pub items_per_record_basis: String,
 }
 
-pub async fn plan(env: &Environment, workload: Workload) -> Result<PlanReport, AppError> {
+/// Lines of the sample data read to measure the items a record makes.
+const SAMPLE_LINES: usize = 20_000;
+
+/// `items_per_record`: given (`Some`), or measured on the stack's sample data
+/// (its replay file), or assumed from the declared aggregates.
+pub async fn plan(
+    env: &Environment,
+    mut workload: Workload,
+    items_per_record: Option<f64>,
+) -> Result<PlanReport, AppError> {
     let d = env.deployment();
     let (kind, changes) =
         crate::deploy::plan::plan(&env.aws.cloudformation(), &d.stack, &d.body, &d.tags).await?;
+    let (items, basis) = match items_per_record {
+        Some(given) => (given, "given (--items-per-record)".to_string()),
+        None => items_per_record_of(&env.resolved.stack)?,
+    };
+    workload.items_per_record = items;
     Ok(PlanReport {
         stack: d.stack,
         kind,
         changes,
         cost: cost::estimate(&env.resolved, workload, &Prices::us_east_1()),
+        items_per_record_basis: basis,
     })
 }
+
+/// DynamoDB items a record makes (the item, and one membership a value
+/// counted by each aggregate): measured by the stack's own transform on its
+/// replay file when it has one; else one item and one value an aggregate.
+pub fn items_per_record_of(stack: &Stack) -> Result<(f64, String), AppError> {
+    let program = Program::new(stack).map_err(|e| AppError::Invalid(e.to_string()))?;
+    let sample = stack
+        .processor
+        .source
+        .as_ref()
+        .and_then(|s| s.replay.as_ref())
+        .map(|r| r.file.clone());
+    if let Some(path) = sample
+        && let Ok(file) = std::fs::File::open(&path)
+    {
+        let (mut records, mut writes) = (0u64, 0u64);
+        let reader = std::io::BufReader::new(file).take_lines(SAMPLE_LINES);
+        dry_run(reader, &program, 0, |plan| {
+            records += (plan.records - plan.heartbeats) as u64;
+            writes += (plan.items.len() + plan.aggregates.len()) as u64;
+            ControlFlow::Continue(())
+        })?;
+        if records > 0 {
+            let per = writes as f64 / records as f64;
+            return Ok((per, format!("measured on {path} ({records} records)")));
+        }
+    }
+    let aggregates = stack.processor.aggregates().len();
+    Ok((
+        1.0 + aggregates as f64,
+        format!("assumed: the item and one value for each of the {aggregates} aggregate(s)"),
+    ))
+}
+
+/// The first `n` lines of a reader.
+trait TakeLines: BufRead + Sized {
+    fn take_lines(self, n: usize) -> std::io::Cursor<Vec<u8>> {
+        let mut out = Vec::new();
+        for line in self.split(b'\n').take(n).map_while(Result::ok) {
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        }
+        std::io::Cursor::new(out)
+    }
+}
+
+impl<R: BufRead> TakeLines for R {}

@@ -21,6 +21,9 @@ pub struct PlanArgs {
     /// Average record size in KB the cost estimate assumes.
     #[arg(long, default_value_t = 3.0, value_name = "KB")]
     pub record_kb: f64,
+    /// DynamoDB items a record writes (the item and its aggregate memberships); default: measured on the stack's replay file, or one per declared aggregate plus the item.
+    #[arg(long, value_name = "N")]
+    pub items_per_record: Option<f64>,
 }
 
 pub fn run(args: &PlanArgs, cli: &Cli) -> Exit {
@@ -29,7 +32,9 @@ pub fn run(args: &PlanArgs, cli: &Cli) -> Exit {
         record_kb: args.record_kb,
         ..Default::default()
     };
-    match in_environment(cli, &args.stack, async |env| plan(&env, workload).await) {
+    match in_environment(cli, &args.stack, async |env| {
+        plan(&env, workload, args.items_per_record).await
+    }) {
         Ok(report) => {
             print_plan(&report, cli.output);
             if args.detailed_exitcode && !report.changes.is_empty() {
@@ -42,10 +47,14 @@ pub fn run(args: &PlanArgs, cli: &Cli) -> Exit {
     }
 }
 
-fn print_cost(cost: &crate::cost::Estimate) {
+fn print_cost(cost: &crate::cost::Estimate, items_basis: &str) {
     println!(
-        "\ncost estimate ({} list prices of {}; {} records/s of {} KB; `--records-per-s`, `--record-kb`):",
-        cost.region, cost.prices_as_of, cost.workload.records_per_s, cost.workload.record_kb
+        "\ncost estimate ({} list prices of {}; {} records/s of {} KB, {:.2} DynamoDB items a record, {items_basis}; `--records-per-s`, `--record-kb`, `--items-per-record`):",
+        cost.region,
+        cost.prices_as_of,
+        cost.workload.records_per_s,
+        cost.workload.record_kb,
+        cost.workload.items_per_record
     );
     for l in &cost.lines {
         println!(
@@ -68,7 +77,7 @@ fn print_plan(report: &PlanReport, output: Output) {
     match output {
         Output::Json => println!(
             "{}",
-            json!({ "stack": stack, "kind": kind, "changes": changes, "summary": changeset::summary(changes), "cost": report.cost })
+            json!({ "stack": stack, "kind": kind, "changes": changes, "summary": changeset::summary(changes), "cost": report.cost, "items_per_record_basis": report.items_per_record_basis })
         ),
         Output::Text if changes.is_empty() => println!("{stack}: no changes"),
         Output::Text => {
@@ -111,6 +120,6 @@ fn print_plan(report: &PlanReport, output: Output) {
         }
     }
     if output == Output::Text {
-        print_cost(&report.cost);
+        print_cost(&report.cost, &report.items_per_record_basis);
     }
 }

@@ -23,17 +23,8 @@ pub struct TestArgs {
 
 pub fn run(args: &TestArgs, output: Output) -> Exit {
     let stacks = if args.stacks.is_empty() {
-        let mut found: Vec<PathBuf> = std::fs::read_dir("stacks")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        let name = p.to_string_lossy();
-                        name.ends_with(".yaml") && !name.ends_with(".tests.yaml")
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.sort();
+        let found =
+            crate::spec::cases::stack_files(std::path::Path::new("stacks")).unwrap_or_default();
         if found.is_empty() {
             eprintln!("error: no stack file named, and none in stacks/");
             return Exit::Invalid;

@@ -21,6 +21,21 @@ pub struct CasesFile {
     pub tests: Vec<TestCase>,
 }
 
+/// Whether a file is a file of cases (`*.tests.yaml`), not a stack file.
+pub fn is_cases_file(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(".tests.yaml")
+}
+
+/// The stack files of a folder (`*.yaml` but the files of cases), sorted.
+pub fn stack_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !is_cases_file(p))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// Where the cases of a stack file are kept beside it.
 pub fn beside(stack_file: &Path) -> PathBuf {
     let stem = stack_file

@@ -7,7 +7,9 @@ built (`make build`) and starts an emulator of its own (port 4598).
 
 Sections:
   transform   streamstack transform vs bench/transform.py (plain Python),
-              on X API v2 pages and on large v1.1 statuses
+              on X API v2 pages and on large v1.1 statuses; on the v2 pages
+              also the same extraction as a jq transform (bench/tweets-jq.yaml):
+              three ways, runs taken in turn, in one run
   pipeline    on the emulator: PutRecords calls per 1,000 records and
               BatchWriteItem calls per 1,000 items against the minimum,
               replay -> DynamoDB records/s beside the emulator's raw
@@ -71,18 +73,59 @@ def row(section: str, measure: str, figure: str) -> None:
     print(f"  {section:<10} {measure:<62} {figure}", flush=True)
 
 
+JQ_STACK = "bench/tweets-jq.yaml"
+
+
+def interleaved(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Median seconds of each command, their runs taken in turn (A B C A B C
+    ...) so that a change in the machine's load falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, args in commands.items():
+            times[name].extend(timed(args, 1))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def output_digest(args: list[str]) -> tuple[int, str]:
+    """The items a dry run gives (summary count) and a digest of its stdout."""
+    import hashlib
+
+    out = run(args, capture_output=True).stdout
+    summary = json.loads(run([BIN, "--output", "json", *args[1:], "--summary"], capture_output=True).stdout)["summary"]
+    return summary["items"], hashlib.sha256(out).hexdigest()
+
+
 def bench_transform(tmp: Path) -> None:
     say("transform: making inputs from the shared v2 data")
     for kind, label in (("v2", "X API v2 pages"), ("v1", "large v1.1 statuses")):
         path = tmp / f"{kind}.jsonl"
         run([sys.executable, "bench/make_data.py", kind, "30", str(path)])
         size = path.stat().st_size
-        count = json.loads(run([BIN, "--output", "json", "transform", str(path), "--summary"], capture_output=True).stdout)["summary"]["items"]
-        rust = statistics.median(timed([BIN, "transform", str(path)], 5))
-        py = statistics.median(timed([sys.executable, "bench/transform.py", str(path)], 3))
+        commands = {
+            "builtin": [BIN, "transform", str(path)],
+            "python": [sys.executable, "bench/transform.py", str(path)],
+        }
+        if kind == "v2":
+            # The same extraction written in jq (issue 14): v2 records only.
+            commands["jq"] = [BIN, "transform", str(path), "--stack", JQ_STACK]
+        count, builtin_digest = output_digest(commands["builtin"])
+        t = interleaved(commands, 5)
+        rust, py = t["builtin"], t["python"]
         row("transform", f"{label}: streamstack vs Python, same file ({size / 1e6:.0f} MB, {count} tweets)", f"{py / rust:.1f}x faster")
         row("transform", f"{label}: streamstack, one core", f"{count / rust:,.0f} tweets/s, {size / rust / 1e6:,.0f} MB/s")
         row("transform", f"{label}: Python (bench/transform.py)", f"{count / py:,.0f} tweets/s, {size / py / 1e6:,.0f} MB/s")
+        if "jq" in t:
+            jq_count, jq_digest = output_digest(commands["jq"])
+            if jq_count != count:
+                raise SystemExit(f"bench: the jq transform gave {jq_count} items, the built-in {count}")
+            same = "the same items byte for byte" if jq_digest == builtin_digest else "the same number of items"
+            jq = t["jq"]
+            three = f"{label}, three ways ({size / 1e6:.0f} MB, {count} tweets)"
+            row("transform", f"{three}: jq transform ({JQ_STACK}), one core", f"{count / jq:,.0f} tweets/s, {size / jq / 1e6:,.0f} MB/s")
+            row("transform", f"{three}: built-in fast path, one core", f"{count / rust:,.0f} tweets/s, {size / rust / 1e6:,.0f} MB/s")
+            row("transform", f"{three}: Python baseline", f"{count / py:,.0f} tweets/s, {size / py / 1e6:,.0f} MB/s")
+            row("transform", f"{three}: speed ratios jq/Python, built-in/Python, built-in/jq ({same})",
+                f"{py / jq:.1f}x, {py / rust:.1f}x, {jq / rust:.1f}x")
 
 
 def emulator(cmd: str) -> None:

@@ -109,6 +109,17 @@ fn the_engines_import_neither_the_compiler_nor_each_other_nor_the_layers_above()
             ],
         ),
         (
+            "jq",
+            &[
+                "crate::template",
+                "crate::processor",
+                "crate::deploy",
+                "crate::app",
+                "crate::cli",
+                "crate::spec",
+            ],
+        ),
+        (
             "aws",
             &[
                 "crate::template",

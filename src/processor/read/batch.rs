@@ -20,10 +20,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::deaggregate::deaggregate;
-use super::item::{Item, item_size as attributes_size};
+pub use super::item::item_size;
+use super::item::{Item, to_json_text};
 use super::program::{
     By, CANARY_FIELD, Event, Outcome, Program, Transform, canary_id, counted_on_json, run_jq,
 };
@@ -264,22 +264,15 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
         ));
     }
     for tweet in &out.tweets {
-        let json = match tweet_item(tweet, &program.shape, at.now_s) {
-            Ok(json) => json,
+        let item = match tweet_item(tweet, &program.shape, at.now_s) {
+            Ok(item) => item,
             Err(error) => {
                 too_large(plan, at, error);
                 continue;
             }
         };
-        let item: Item = match serde_dynamo::to_item(&json) {
-            Ok(item) => item,
-            Err(e) => {
-                plan.dead_letters
-                    .push(at.dead(None, REFUSED, e.to_string()));
-                continue;
-            }
-        };
         let mut counted = Vec::with_capacity(program.aggregates.len());
+        let mut refused = None;
         for aggregate in &program.aggregates {
             counted.push(match &aggregate.by {
                 By::Hashtags => {
@@ -290,11 +283,20 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
                     tags
                 }
                 By::Lang => tweet.lang.iter().cloned().collect(),
-                By::Jq(by) => {
-                    let bytes = serde_json::to_vec(&json).unwrap_or_default();
-                    counted_on_json(by, &bytes).unwrap_or_default()
-                }
+                By::Jq(by) => match counted_on_json(by, to_json_text(&item).as_bytes()) {
+                    Ok(values) => values,
+                    Err(e) => {
+                        refused = Some(format!("aggregates.{}: {e}", aggregate.name));
+                        Vec::new()
+                    }
+                },
             });
+        }
+        // As on the jq path: the event is stored whole or not at all.
+        if let Some(error) = refused {
+            plan.dead_letters
+                .push(at.dead(None, "bad_aggregate", error));
+            continue;
         }
         let time_s = tweet.created_at.as_deref().and_then(|created| {
             time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
@@ -338,7 +340,7 @@ fn plan_event(plan: &mut BatchPlan, program: &Program, at: &Place<'_>, event: Ev
             AttributeValue::N(expiry(at.now_s, *days).to_string()),
         );
     }
-    let size = attributes_size(&item);
+    let size = item_size(&item);
     if size > MAX_ITEM_BYTES {
         plan.dead_letters.push(at.dead(
             Some(event.index),
@@ -402,31 +404,32 @@ fn add(
     plan.items.insert(key, item);
 }
 
-/// The tweet as the attributes of its DynamoDB item, in plain JSON: strings,
-/// numbers, lists of strings, and `referenced` as a list of `{type, id}`
-/// maps. Attributes whose value is unknown (None) are left out, as DynamoDB
-/// items are sparse; lists are always present, possibly empty.
+/// The tweet as the attributes of its DynamoDB item: strings, numbers,
+/// lists of strings, and `referenced` as a list of `{type, id}` maps.
+/// Attributes whose value is unknown (None) are left out, as DynamoDB items
+/// are sparse; lists are always present, possibly empty. Built as
+/// attribute values directly: this is the hot path.
 ///
 /// Attributes: `tweet_id`, `author_id`, `author_username`, `created_at`,
 /// `lang`, `text`, `hashtags`, `mentions`, `urls`, `retweet_count`,
 /// `reply_count`, `like_count`, `quote_count`, `impression_count`,
 /// `referenced`, `rule_tags`.
-pub fn dynamodb_item(tweet: &Tweet) -> Map<String, Value> {
-    fn strings(list: &[String]) -> Value {
-        Value::Array(list.iter().map(|s| Value::String(s.clone())).collect())
+pub fn dynamodb_item(tweet: &Tweet) -> Item {
+    fn strings(list: &[String]) -> AttributeValue {
+        AttributeValue::L(list.iter().map(|s| AttributeValue::S(s.clone())).collect())
     }
-    let mut item = Map::new();
-    fn put_opt_str(item: &mut Map<String, Value>, k: &str, v: &Option<String>) {
+    let mut item = Item::with_capacity(20);
+    let put_opt_str = |item: &mut Item, k: &str, v: &Option<String>| {
         if let Some(v) = v {
-            item.insert(k.to_owned(), Value::String(v.clone()));
+            item.insert(k.to_owned(), AttributeValue::S(v.clone()));
         }
-    }
-    item.insert("tweet_id".into(), Value::String(tweet.id.clone()));
+    };
+    item.insert("tweet_id".into(), AttributeValue::S(tweet.id.clone()));
     put_opt_str(&mut item, "author_id", &tweet.author_id);
     put_opt_str(&mut item, "author_username", &tweet.author_username);
     put_opt_str(&mut item, "created_at", &tweet.created_at);
     put_opt_str(&mut item, "lang", &tweet.lang);
-    item.insert("text".into(), Value::String(tweet.text.clone()));
+    item.insert("text".into(), AttributeValue::S(tweet.text.clone()));
     item.insert("hashtags".into(), strings(&tweet.hashtags));
     item.insert("mentions".into(), strings(&tweet.mentions));
     item.insert("urls".into(), strings(&tweet.urls));
@@ -439,20 +442,26 @@ pub fn dynamodb_item(tweet: &Tweet) -> Map<String, Value> {
         ("impression_count", m.impression_count),
     ] {
         if let Some(v) = v {
-            item.insert(k.into(), Value::from(v));
+            item.insert(k.into(), AttributeValue::N(v.to_string()));
         }
     }
     let referenced = tweet
         .referenced
         .iter()
         .map(|r| {
-            let mut m = Map::new();
-            m.insert("type".into(), Value::String(r.kind.as_str().to_owned()));
-            m.insert("id".into(), Value::String(r.id.clone()));
-            Value::Object(m)
+            AttributeValue::M(
+                [
+                    (
+                        "type".to_string(),
+                        AttributeValue::S(r.kind.as_str().to_owned()),
+                    ),
+                    ("id".to_string(), AttributeValue::S(r.id.clone())),
+                ]
+                .into(),
+            )
         })
         .collect();
-    item.insert("referenced".into(), Value::Array(referenced));
+    item.insert("referenced".into(), AttributeValue::L(referenced));
     item.insert("rule_tags".into(), strings(&tweet.rule_tags));
     item
 }
@@ -461,19 +470,18 @@ pub fn dynamodb_item(tweet: &Tweet) -> Map<String, Value> {
 /// text over [`MAX_TEXT_BYTES`] cut and flagged. An item that would still
 /// pass DynamoDB's 400 KB (a record of other fields in the hundreds of
 /// kilobytes) is refused with its estimated size.
-pub fn tweet_item(
-    tweet: &Tweet,
-    shape: &ItemShape,
-    now_s: i64,
-) -> Result<Map<String, Value>, String> {
+pub fn tweet_item(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Result<Item, String> {
     let mut item = dynamodb_item(tweet);
     if tweet.text.len() > MAX_TEXT_BYTES {
         let mut cut = MAX_TEXT_BYTES;
         while !tweet.text.is_char_boundary(cut) {
             cut -= 1;
         }
-        item.insert("text".into(), Value::String(tweet.text[..cut].to_string()));
-        item.insert("text_truncated".into(), Value::Bool(true));
+        item.insert(
+            "text".into(),
+            AttributeValue::S(tweet.text[..cut].to_string()),
+        );
+        item.insert("text_truncated".into(), AttributeValue::Bool(true));
     }
     if shape.partition_key != "tweet_id"
         && let Some(id) = item.remove("tweet_id")
@@ -481,7 +489,10 @@ pub fn tweet_item(
         item.insert(shape.partition_key.clone(), id);
     }
     if let Some((attribute, days)) = &shape.ttl {
-        item.insert(attribute.clone(), Value::from(expiry(now_s, *days)));
+        item.insert(
+            attribute.clone(),
+            AttributeValue::N(expiry(now_s, *days).to_string()),
+        );
     }
     let size = item_size(&item);
     if size > MAX_ITEM_BYTES {
@@ -491,27 +502,6 @@ pub fn tweet_item(
         ));
     }
     Ok(item)
-}
-
-/// An upper bound of an item's size as DynamoDB counts it: attribute names
-/// and string values in UTF-8 bytes, a number at most 21 bytes, a list or
-/// map 3 bytes plus 1 an element (and a map's names).
-pub fn item_size(item: &Map<String, Value>) -> usize {
-    fn value(v: &Value) -> usize {
-        match v {
-            Value::Null | Value::Bool(_) => 1,
-            Value::Number(_) => 21,
-            Value::String(s) => s.len(),
-            Value::Array(list) => 3 + list.iter().map(|v| 1 + value(v)).sum::<usize>(),
-            Value::Object(map) => {
-                3 + map
-                    .iter()
-                    .map(|(k, v)| 1 + k.len() + value(v))
-                    .sum::<usize>()
-            }
-        }
-    }
-    item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }
 
 /// The reason code of a record whose items DynamoDB refused.

@@ -4,7 +4,7 @@
 //! DynamoDB counts it, and their JSON for people (`transform`, `test`).
 
 use std::collections::HashMap;
-use std::fmt::Write;
+use std::io::Write;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -43,20 +43,11 @@ fn value_size(v: &AttributeValue) -> usize {
 /// The item as one line of JSON, attributes in name order; numbers are
 /// written as DynamoDB holds them, digit for digit, binary as base64.
 pub fn to_json_text(item: &Item) -> String {
-    let mut out = String::new();
-    let mut names: Vec<&String> = item.keys().collect();
-    names.sort();
-    out.push('{');
-    for (i, name) in names.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        string(&mut out, name);
-        out.push(':');
-        value(&mut out, &item[name]);
-    }
-    out.push('}');
-    out
+    let mut out = Vec::with_capacity(256);
+    map(&mut out, item);
+    // Every piece written is UTF-8 (strings through serde_json, numbers and
+    // punctuation ASCII).
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The item as a JSON value (what `test` compares); a number past what f64
@@ -65,51 +56,50 @@ pub fn to_json(item: &Item) -> serde_json::Value {
     serde_json::from_str(&to_json_text(item)).unwrap_or(serde_json::Value::Null)
 }
 
-fn string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::Value::from(s).to_string());
+fn string(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaping, written straight into the line.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn value(out: &mut String, v: &AttributeValue) {
+fn map(out: &mut Vec<u8>, map: &Item) {
+    let mut names: Vec<&String> = map.keys().collect();
+    names.sort();
+    out.push(b'{');
+    for (i, name) in names.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, name);
+        out.push(b':');
+        value(out, &map[name]);
+    }
+    out.push(b'}');
+}
+
+fn list<V: std::borrow::Borrow<AttributeValue>>(out: &mut Vec<u8>, items: impl Iterator<Item = V>) {
+    out.push(b'[');
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        value(out, v.borrow());
+    }
+    out.push(b']');
+}
+
+fn value(out: &mut Vec<u8>, v: &AttributeValue) {
     match v {
         AttributeValue::S(s) => string(out, s),
-        AttributeValue::N(n) => out.push_str(n),
+        AttributeValue::N(n) => out.extend_from_slice(n.as_bytes()),
         AttributeValue::Bool(b) => {
             let _ = write!(out, "{b}");
         }
         AttributeValue::B(b) => string(out, &aws_smithy_types::base64::encode(b.as_ref())),
-        AttributeValue::L(list) => {
-            out.push('[');
-            for (i, v) in list.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                value(out, v);
-            }
-            out.push(']');
-        }
-        AttributeValue::M(map) => {
-            let mut names: Vec<&String> = map.keys().collect();
-            names.sort();
-            out.push('{');
-            for (i, name) in names.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                string(out, name);
-                out.push(':');
-                value(out, &map[name]);
-            }
-            out.push('}');
-        }
-        AttributeValue::Ss(set) => {
-            let list: Vec<AttributeValue> = set.iter().cloned().map(AttributeValue::S).collect();
-            value(out, &AttributeValue::L(list));
-        }
-        AttributeValue::Ns(set) => {
-            let list: Vec<AttributeValue> = set.iter().cloned().map(AttributeValue::N).collect();
-            value(out, &AttributeValue::L(list));
-        }
-        _ => out.push_str("null"),
+        AttributeValue::L(items) => list(out, items.iter()),
+        AttributeValue::M(m) => map(out, m),
+        AttributeValue::Ss(set) => list(out, set.iter().cloned().map(AttributeValue::S)),
+        AttributeValue::Ns(set) => list(out, set.iter().cloned().map(AttributeValue::N)),
+        _ => out.extend_from_slice(b"null"),
     }
 }
 

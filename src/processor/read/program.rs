@@ -36,7 +36,9 @@ pub struct JqTransform {
     pub events: Expression,
     pub key: Expression,
     pub time: Option<Expression>,
-    pub fields: Vec<(String, Expression)>,
+    /// Each field: its attribute name, its name in errors (`fields.NAME`,
+    /// made once, not per event) and its expression.
+    pub fields: Vec<(String, String, Expression)>,
 }
 
 /// An aggregate: its name, window and what it counts.
@@ -95,7 +97,9 @@ impl Program {
                     .fields
                     .iter()
                     .map(|(name, code)| {
-                        Ok((name.clone(), compile(&format!("fields.{name}"), code)?))
+                        let label = format!("fields.{name}");
+                        let expression = compile(&label, code)?;
+                        Ok((name.clone(), label, expression))
                     })
                     .collect::<Result<_, ProgramError>>()?,
             })),
@@ -284,9 +288,9 @@ fn run_event(
         },
     };
     let mut attributes = Item::new();
-    for (name, expression) in &t.fields {
-        let label = format!("fields.{name}");
-        match run(&label, expression, 2)?.as_slice() {
+    for (name, label, expression) in &t.fields {
+        let label = label.as_str();
+        match run(label, expression, 2)?.as_slice() {
             [] => {}
             [one] => {
                 if let Some(value) =

@@ -462,19 +462,7 @@ async fn a_jq_transform_stores_its_items_counts_exactly_under_replay_and_dead_le
     let bucket = format!("{stack}-archive-123456789012-us-east-1");
     let dead = keys_under(&aws, &bucket, "dead-letters/").await;
     assert_eq!(dead.len(), bad, "{dead:?}");
-    let by_country = |file: &str| -> BTreeMap<String, u64> {
-        support::json_of(&["top", file, "-e", "local", "--by", "country", "--all"])["top"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["value"].as_str().unwrap().to_string(),
-                    e["count"].as_u64().unwrap(),
-                )
-            })
-            .collect()
-    };
+    let by_country = |file: &str| support::top_all_by(file, "country");
     assert_eq!(by_country(&file), expected_top);
 
     // The same file replayed: new records (so new dead letters), the same

@@ -166,7 +166,14 @@ pub fn json_of(args: &[&str]) -> serde_json::Value {
 
 /// Tweets per hashtag over every minute, as `top --all` reports them.
 pub fn top_all(file: &str) -> std::collections::BTreeMap<String, u64> {
-    json_of(&["top", file, "-e", "local", "--all", "--limit", "1000"])["top"]
+    top_all_by(file, "hashtag")
+}
+
+/// Events per value of one aggregate over every window, as `top --all --by` reports them.
+pub fn top_all_by(file: &str, by: &str) -> std::collections::BTreeMap<String, u64> {
+    json_of(&[
+        "top", file, "-e", "local", "--all", "--by", by, "--limit", "1000",
+    ])["top"]
         .as_array()
         .unwrap()
         .iter()

@@ -65,10 +65,7 @@ pub fn parse(name: &str, text: String) -> Result<Vec<TestCase>, Report> {
                     .filter(|s| !s.is_empty())
                     .collect();
                 // The deepest node the path reaches.
-                let at = (0..=segments.len())
-                    .rev()
-                    .find_map(|n| root.lookup(segments[..n].iter().copied()))
-                    .map_or(root.span, |n| n.span);
+                let at = super::rules::at(&root, &segments);
                 diagnostics.push(
                     Diagnostic::new(at, format!("{path}: {}", e.inner()))
                         .with_hint("a file of cases is `tests:` and a list of cases: name, record, and what it must give (items, aggregates, dead_letters)"),

@@ -106,12 +106,7 @@ pub fn check(stack: &Stack, tree: &Node, source: &SourceText) -> Vec<Diagnostic>
 /// Names, windows and cases.
 fn rules(stack: &Stack, tree: &Node) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let at = |path: &[&str]| {
-        (0..=path.len())
-            .rev()
-            .find_map(|n| tree.lookup(path[..n].iter().copied()))
-            .map_or(tree.span, |node| node.span)
-    };
+    let at = |path: &[&str]| super::rules::at(tree, path);
     let processor = &stack.processor;
     let mut names = HashSet::new();
     for (i, aggregate) in processor.aggregates.iter().enumerate() {

@@ -11,7 +11,7 @@ const ACCOUNT_ID_LEN: usize = 12;
 
 /// Where a path is in the file: the node itself, or its nearest ancestor
 /// present (defaults have no place of their own).
-fn at(tree: &Node, path: &[&str]) -> Span {
+pub(super) fn at(tree: &Node, path: &[&str]) -> Span {
     (0..=path.len())
         .rev()
         .find_map(|n| tree.lookup(path[..n].iter().copied()))

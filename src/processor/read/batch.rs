@@ -267,12 +267,14 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
         let item = match tweet_item(tweet, &program.shape, at.now_s) {
             Ok(item) => item,
             Err(error) => {
-                too_large(plan, at, error);
+                record_letter(plan, at, "item_too_large", error);
                 continue;
             }
         };
         let mut counted = Vec::with_capacity(program.aggregates.len());
         let mut refused = None;
+        // The item's JSON, made once a tweet for every jq aggregate.
+        let mut json: Option<String> = None;
         for aggregate in &program.aggregates {
             counted.push(match &aggregate.by {
                 By::Hashtags => {
@@ -283,19 +285,21 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
                     tags
                 }
                 By::Lang => tweet.lang.iter().cloned().collect(),
-                By::Jq(by) => match counted_on_json(by, to_json_text(&item).as_bytes()) {
-                    Ok(values) => values,
-                    Err(e) => {
-                        refused = Some(format!("aggregates.{}: {e}", aggregate.name));
-                        Vec::new()
+                By::Jq(by) => {
+                    let json = json.get_or_insert_with(|| to_json_text(&item));
+                    match counted_on_json(by, json.as_bytes()) {
+                        Ok(values) => values,
+                        Err(e) => {
+                            refused = Some(format!("aggregates.{}: {e}", aggregate.name));
+                            Vec::new()
+                        }
                     }
-                },
+                }
             });
         }
         // As on the jq path: the event is stored whole or not at all.
         if let Some(error) = refused {
-            plan.dead_letters
-                .push(at.dead(None, "bad_aggregate", error));
+            record_letter(plan, at, "bad_aggregate", error);
             continue;
         }
         let time_s = tweet.created_at.as_deref().and_then(|created| {
@@ -308,21 +312,21 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
     }
 }
 
-/// One letter a record (its key has no event index), naming every item
-/// that did not fit.
-fn too_large(plan: &mut BatchPlan, at: &Place<'_>, error: String) {
+/// A tweet's letter with no index of its own: one letter a record and
+/// reason (its object key has no tweet index, so two would be one object),
+/// naming every tweet it holds.
+fn record_letter(plan: &mut BatchPlan, at: &Place<'_>, reason: &'static str, error: String) {
     match plan.dead_letters.last_mut() {
         Some(letter)
-            if letter.reason == "item_too_large"
+            if letter.reason == reason
+                && letter.index.is_none()
                 && letter.sequence_number == at.record.sequence_number
                 && letter.sub_sequence == at.sub_sequence =>
         {
             letter.error.push_str("; ");
             letter.error.push_str(&error);
         }
-        _ => plan
-            .dead_letters
-            .push(at.dead(None, "item_too_large", error)),
+        _ => plan.dead_letters.push(at.dead(None, reason, error)),
     }
 }
 
@@ -735,6 +739,25 @@ mod tests {
                 ("data".to_string(), 1),
                 ("x".to_string(), 1)
             ]
+        );
+    }
+
+    #[test]
+    fn tweets_whose_declared_aggregate_fails_are_one_letter_of_their_record() {
+        let yaml = "name: twt\nregion: us-east-1\nprocessor:\n  aggregates:\n    - { name: first, by: '.hashtags[0] | error(\"no\")' }\n";
+        let file = crate::spec::parse("t.yaml", yaml.as_bytes()).unwrap();
+        let program = Program::new(&file.resolve(None).unwrap().stack).unwrap();
+        let page = br#"{"data": [{"id": "1", "text": "a"}, {"id": "2", "text": "b"}]}"#;
+        let p = plan(&[record("4", page)], &program, 5);
+        assert!(p.items.is_empty() && p.aggregates.is_empty());
+        assert_eq!(p.dead_letters.len(), 1, "{:?}", p.dead_letters);
+        let letter = &p.dead_letters[0];
+        assert_eq!((letter.reason, letter.index), ("bad_aggregate", None));
+        assert_eq!(
+            letter.error.matches("aggregates.first: ").count(),
+            2,
+            "{}",
+            letter.error
         );
     }
 

@@ -6,6 +6,8 @@
 //! A program never stops the processor: a runtime error, and `halt`, are
 //! an error of that event (its dead letter's reason), never an exit.
 
+mod plain;
+
 use std::ops::Range;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -18,6 +20,9 @@ use jaq_json::Val;
 pub struct Expression {
     code: String,
     filter: jaq_core::Filter<data::JustLut<Val>>,
+    /// The expression's plain form, answered without the interpreter
+    /// where jq's answer is certain ([`plain`]).
+    plain: Option<plain::Plain>,
 }
 
 /// Why an expression does not compile, and where in it (a byte range of its code).
@@ -84,6 +89,7 @@ impl Expression {
         Ok(Self {
             code: code.to_string(),
             filter,
+            plain: plain::Plain::of(code),
         })
     }
 
@@ -94,6 +100,17 @@ impl Expression {
 
     /// Every value the expression yields for `input` (at most `limit`).
     pub fn run(&self, input: Val, limit: usize) -> Result<Vec<Val>, RunError> {
+        if let Some(Ok(answer)) = self.plain.as_ref().map(|p| p.run(&input)) {
+            return match answer {
+                Some(_) if limit == 0 => Err(RunError::TooMany { limit }),
+                answer => Ok(answer.into_iter().collect()),
+            };
+        }
+        self.run_interpreted(input, limit)
+    }
+
+    /// [`Expression::run`] in jaq's interpreter, whatever the form.
+    fn run_interpreted(&self, input: Val, limit: usize) -> Result<Vec<Val>, RunError> {
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut out = Vec::new();
         for value in self.filter.id.run((ctx, input)) {

@@ -10,6 +10,8 @@ Sections:
               on X API v2 pages and on large v1.1 statuses; on the v2 pages
               also the same extraction as a jq transform (bench/tweets-jq.yaml):
               three ways, runs taken in turn, in one run
+  units       on the emulator: DynamoDB write units per 1,000 records of the
+              bundled sample tweets, split into items, aggregates, checkpoints
   pipeline    on the emulator: PutRecords calls per 1,000 records and
               BatchWriteItem calls per 1,000 items against the minimum,
               replay -> DynamoDB records/s beside the emulator's raw
@@ -193,6 +195,7 @@ def bench_pipeline(tmp: Path) -> None:
     row("pipeline", f"BatchWriteItem calls per 1,000 items ({m['items_written']} items)", f"{m['write_calls'] * 1000 / max(m['items_written'], 1):.1f} (minimum 40)")
     row("pipeline", "consumer: stream -> DynamoDB records/s (incl. aggregates, dead letters)", f"{m['records_in'] / max(busy, 0.001):,.0f}")
     row("pipeline", "consumer: peak RSS", f"{peak / 1024:.0f} MB")
+    units_row("pipeline", f"synthetic tweets ({m['records_in']} records)", m)
     rate = raw_put_rate(f"benchpipe-local-stream")
     row("pipeline", "emulator ceiling: raw PutRecords records/s (boto3, 500 a call)", f"{rate:,.0f}")
     row("pipeline", "producer vs the emulator's ceiling", f"{p['sent'] / produce_s / rate:.0%}")
@@ -212,6 +215,30 @@ def bench_pipeline(tmp: Path) -> None:
     said = [l for l in err.decode().splitlines() if "shut down in" in l]
     row("pipeline", "SIGTERM to exit: batch stored, checkpointed, leases released", f"{handover * 1000:.0f} ms ({said[-1].split('shut down in ')[1].split(' ')[0] if said else '?'} ms by the consumer)")
     run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def units_row(section: str, what: str, m: dict) -> None:
+    """DynamoDB write units per 1,000 records, split by what was written
+    (the processor computes them from item sizes by DynamoDB's rules)."""
+    per = lambda k: m[f"write_units_{k}"] * 1000 / max(m["records_in"], 1)
+    total = per("items") + per("aggregates") + per("checkpoints")
+    row(section, f"write units per 1,000 records, {what}: items, aggregates, checkpoints (total)",
+        f"{per('items'):,.0f}, {per('aggregates'):,.0f}, {per('checkpoints'):,.1f} ({total:,.0f}); "
+        f"aggregates/items {per('aggregates') / max(per('items'), 1e-9):.1f}x")
+
+
+def bench_units(tmp: Path) -> None:
+    """Write units on the bundled sample tweets (data/tweets-v2.jsonl), one shard."""
+    stack = stack_copy(tmp, "benchunits", 1)
+    run([BIN, "up", stack, "-e", "local", "--no-processor"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run([BIN, "produce", stack, "-e", "local", "--replay", "data/tweets-v2.jsonl"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = run([BIN, "--output", "json", "consume", stack, "-e", "local", "--exit-when-idle", "2", "--lease-seconds", "2",
+                   "--lease-interval-ms", "300", "--idle-poll-ms", "200", "--no-metrics"], capture_output=True)
+        m = json.loads(out.stdout.decode().splitlines()[-1])["metrics"]
+        units_row("units", f"the sample tweets ({m['records_in']} records, {m['tweets_stored']} tweets)", m)
+    finally:
+        run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def drain(stack: str, workers: int) -> tuple[float, int, int]:
@@ -308,16 +335,18 @@ def bench_offline() -> None:
 
 
 def main() -> None:
-    sections = sys.argv[1:] or ["transform", "pipeline", "memory", "scale", "lifecycle", "offline"]
+    sections = sys.argv[1:] or ["transform", "units", "pipeline", "memory", "scale", "lifecycle", "offline"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     print(f"streamstack bench: {platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, commit {commit}, {Path(BIN).name} build")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if "transform" in sections:
             bench_transform(tmp)
-        if {"pipeline", "memory", "scale", "lifecycle"} & set(sections):
+        if {"units", "pipeline", "memory", "scale", "lifecycle"} & set(sections):
             emulator("start")
             try:
+                if "units" in sections:
+                    bench_units(tmp)
                 if "pipeline" in sections:
                     bench_pipeline(tmp)
                 if "memory" in sections:

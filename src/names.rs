@@ -60,6 +60,12 @@ pub mod metrics {
     pub const STALLED_SHARDS: &str = "StalledShards";
     pub const BATCH_LATENCY_MILLIS: &str = "BatchLatencyMillis";
     pub const RETRIES: &str = "Retries";
+    /// DynamoDB write units the processor used, by what it wrote: the
+    /// items, the aggregates, the checkpoints (computed from item sizes by
+    /// DynamoDB's rules, see processor::read::item::write_units).
+    pub const WRITE_UNITS_ITEMS: &str = "WriteUnitsItems";
+    pub const WRITE_UNITS_AGGREGATES: &str = "WriteUnitsAggregates";
+    pub const WRITE_UNITS_CHECKPOINTS: &str = "WriteUnitsCheckpoints";
 }
 
 /// Keys in the artifacts bucket (see scripts/host-bootstrap.sh, which reads them).

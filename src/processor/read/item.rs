@@ -14,17 +14,25 @@ pub type Item = HashMap<String, AttributeValue>;
 /// DynamoDB's item size limit (attribute names and values, 400 KB).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
-/// An upper bound of an item's size as DynamoDB counts it: attribute names
-/// and string and binary values in bytes, a number at most 21 bytes, a list
-/// or map 3 bytes plus 1 an element (and a map's names).
+/// An item's size as DynamoDB counts it (the developer guide's "item sizes
+/// and formats"): attribute names and string and binary values in bytes; a
+/// number 1 byte a two significant digits plus 1; null and booleans 1; a
+/// list or map 3 bytes plus 1 an element (and a map's names).
 pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// The write units one write of `item` takes: a unit a 1 KB started
+/// (DynamoDB rounds an item's size up to the next 1 KB for writes).
+/// TransactWriteItems takes twice that.
+pub fn write_units(item: &Item) -> u64 {
+    item_size(item).div_ceil(1024).max(1) as u64
 }
 
 fn value_size(v: &AttributeValue) -> usize {
     match v {
         AttributeValue::S(s) => s.len(),
-        AttributeValue::N(_) => 21,
+        AttributeValue::N(n) => number_size(n),
         AttributeValue::B(b) => b.as_ref().len(),
         AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         AttributeValue::M(map) => {
@@ -34,10 +42,19 @@ fn value_size(v: &AttributeValue) -> usize {
                 .sum::<usize>()
         }
         AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
-        AttributeValue::Ns(set) => 21 * set.len(),
+        AttributeValue::Ns(set) => set.iter().map(|n| number_size(n)).sum(),
         AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
         _ => 1,
     }
+}
+
+/// A number's size: 1 byte a two significant digits (leading and trailing
+/// zeros trimmed), plus 1.
+fn number_size(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1
 }
 
 /// The item as one line of JSON, attributes in name order; numbers are
@@ -128,6 +145,27 @@ mod tests {
             to_json_text(&item),
             r#"{"a":["x\"y",null,false],"b":12345678901234567890123456789012345678}"#
         );
-        assert_eq!(item_size(&item), 1 + 3 + 4 + 2 + 2 + 1 + 21);
+        // "a": 3 for the list, 1 + 3, 1 + 1, 1 + 1; "b": 38 digits, 19 + 1.
+        assert_eq!(item_size(&item), 1 + 3 + 4 + 2 + 2 + 1 + 20);
+    }
+
+    #[test]
+    fn sizes_and_write_units_follow_dynamodbs_rules() {
+        let n = |text: &str| item_size(&[("n".to_string(), AttributeValue::N(text.into()))].into());
+        // 1 byte a two significant digits, plus 1; zeros at either end are not counted.
+        assert_eq!(n("7"), 1 + 2);
+        assert_eq!(n("12"), 1 + 2);
+        assert_eq!(n("123"), 1 + 3);
+        assert_eq!(n("-0.00120"), 1 + 2);
+        assert_eq!(n("1500000"), 1 + 2);
+        assert_eq!(n("1.5E+30"), 1 + 2);
+        let text = |bytes: usize| -> Item {
+            [("t".to_string(), AttributeValue::S("é".repeat(bytes / 2)))].into()
+        };
+        // A unit a 1 KB started, at least one: names count, UTF-8 bytes count.
+        assert_eq!(write_units(&Item::new()), 1);
+        assert_eq!(write_units(&text(1022)), 1); // 1 + 1,022 bytes
+        assert_eq!(write_units(&text(1024)), 2); // 1 + 1,024
+        assert_eq!(write_units(&text(400 * 1024 - 2)), 400);
     }
 }

@@ -29,6 +29,10 @@ pub struct ConsumerMetrics {
     pub items_written: AtomicU64,
     pub unprocessed_retries: AtomicU64,
     pub store_retries: AtomicU64,
+    /// DynamoDB write units used (item::write_units): items, aggregates, checkpoints.
+    pub write_units_items: AtomicU64,
+    pub write_units_aggregates: AtomicU64,
+    pub write_units_checkpoints: AtomicU64,
     batch_latency_ms_sum: AtomicU64,
     batch_latency_ms_max: AtomicU64,
     /// Milliseconds behind the tip, per shard (the latest GetRecords says).
@@ -54,6 +58,9 @@ pub struct ConsumerSnapshot {
     pub items_written: u64,
     pub unprocessed_retries: u64,
     pub store_retries: u64,
+    pub write_units_items: u64,
+    pub write_units_aggregates: u64,
+    pub write_units_checkpoints: u64,
     pub batch_latency_ms_max: u64,
     pub batch_latency_ms_mean: u64,
     /// Attempts at AWS calls the SDK retried (throttling, 5xx, timeouts,
@@ -143,6 +150,9 @@ impl ConsumerMetrics {
             items_written: self.items_written.load(Relaxed),
             unprocessed_retries: self.unprocessed_retries.load(Relaxed),
             store_retries: self.store_retries.load(Relaxed),
+            write_units_items: self.write_units_items.load(Relaxed),
+            write_units_aggregates: self.write_units_aggregates.load(Relaxed),
+            write_units_checkpoints: self.write_units_checkpoints.load(Relaxed),
             batch_latency_ms_max: self.batch_latency_ms_max.load(Relaxed),
             batch_latency_ms_mean: self
                 .batch_latency_ms_sum
@@ -213,6 +223,21 @@ impl ConsumerSnapshot {
                 ),
                 StandardUnit::Count,
             ),
+            datum(
+                metric::WRITE_UNITS_ITEMS,
+                delta(self.write_units_items, before.write_units_items),
+                StandardUnit::Count,
+            ),
+            datum(
+                metric::WRITE_UNITS_AGGREGATES,
+                delta(self.write_units_aggregates, before.write_units_aggregates),
+                StandardUnit::Count,
+            ),
+            datum(
+                metric::WRITE_UNITS_CHECKPOINTS,
+                delta(self.write_units_checkpoints, before.write_units_checkpoints),
+                StandardUnit::Count,
+            ),
         ];
         if self.batches > before.batches {
             data.push(datum(
@@ -268,6 +293,9 @@ pub async fn report_loop(
             batch_latency_ms_mean = now.batch_latency_ms_mean,
             batch_latency_ms_max = now.batch_latency_ms_max,
             write_calls = now.write_calls,
+            write_units_items = now.write_units_items,
+            write_units_aggregates = now.write_units_aggregates,
+            write_units_checkpoints = now.write_units_checkpoints,
             shards = now.shards,
             millis_behind_latest = now.millis_behind_latest,
             stalled_shards = now.stalled_shards,
@@ -307,6 +335,7 @@ mod tests {
             sdk_retries: 5,
             unprocessed_retries: 2,
             store_retries: 1,
+            write_units_aggregates: 30,
             ..ConsumerSnapshot::default()
         };
         let now = ConsumerSnapshot {
@@ -317,6 +346,9 @@ mod tests {
             unprocessed_retries: 4,
             store_retries: 2,
             millis_behind_latest: 700,
+            write_units_items: 12,
+            write_units_aggregates: 70,
+            write_units_checkpoints: 3,
             ..ConsumerSnapshot::default()
         };
         let data = now.data(&before, "s");
@@ -326,6 +358,9 @@ mod tests {
         assert_eq!(value(&data, "Retries"), Some(4.0 + 2.0 + 1.0));
         assert_eq!(value(&data, "MillisBehindLatest"), Some(700.0));
         assert_eq!(value(&data, "StalledShards"), Some(0.0));
+        assert_eq!(value(&data, "WriteUnitsItems"), Some(12.0));
+        assert_eq!(value(&data, "WriteUnitsAggregates"), Some(40.0));
+        assert_eq!(value(&data, "WriteUnitsCheckpoints"), Some(3.0));
         // No batch in the period: no latency datum rather than a zero.
         assert_eq!(value(&data, "BatchLatencyMillis"), None);
         assert!(

@@ -27,7 +27,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use tokio::task::JoinSet;
 
 use super::batch::{BatchPlan, DeadLetter, ItemKey, Rejected};
-use super::item::Item;
+use super::item::{Item, write_units};
 use super::metrics::ConsumerMetrics;
 use crate::aws::{AwsError, ResultExt};
 
@@ -253,6 +253,11 @@ impl Sink {
         part: &[(ItemKey, WriteRequest)],
     ) -> Result<(), AwsError> {
         let mut requests: Vec<WriteRequest> = part.iter().map(|(_, r)| r.clone()).collect();
+        // Write units are counted for the items DynamoDB processed.
+        let units = match part.first() {
+            Some((ItemKey::Item(_), _)) => &self.metrics.write_units_items,
+            _ => &self.metrics.write_units_aggregates,
+        };
         let mut delays = crate::aws::backoff(
             Duration::from_millis(50),
             Duration::from_secs(5),
@@ -262,6 +267,7 @@ impl Sink {
         loop {
             attempts += 1;
             let count = requests.len();
+            let sent_units = request_units(&requests);
             let out = self
                 .dynamodb
                 .batch_write_item()
@@ -278,6 +284,7 @@ impl Sink {
             self.metrics
                 .items_written
                 .fetch_add((count - left.len()) as u64, Relaxed);
+            units.fetch_add(sent_units.saturating_sub(request_units(&left)), Relaxed);
             if left.is_empty() {
                 return Ok(());
             }
@@ -300,6 +307,15 @@ impl Sink {
 }
 
 /// Whether DynamoDB refused the call because of an item in it.
+/// The write units of the puts among `requests`.
+fn request_units(requests: &[WriteRequest]) -> u64 {
+    requests
+        .iter()
+        .filter_map(|r| r.put_request())
+        .map(|put| write_units(put.item()))
+        .sum()
+}
+
 fn refuses_an_item(e: &AwsError) -> bool {
     e.is_permanent() && e.code.as_deref().is_some_and(|c| ITEM_ERRORS.contains(&c))
 }

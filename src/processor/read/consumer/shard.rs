@@ -295,7 +295,7 @@ async fn read_until_end(
                     &mut stall,
                     cancel,
                     "checkpointing the end",
-                    || ctx.leases.checkpoint(&shard, SHARD_END),
+                    || counted_checkpoint(ctx, &shard, SHARD_END),
                 )
                 .await;
                 return Ok(match checkpointed {
@@ -428,7 +428,7 @@ async fn read_until_end(
                     .sequence_number()
                     .to_string();
                 match until_done(ctx, &shard, &mut stall, cancel, "checkpointing", || {
-                    ctx.leases.checkpoint(&shard, &sequence)
+                    counted_checkpoint(ctx, &shard, &sequence)
                 })
                 .await
                 {
@@ -460,6 +460,18 @@ async fn read_until_end(
             }
         }
     }
+}
+
+/// One checkpoint attempt, its write unit counted: the lease item is well
+/// under 1 KB, and DynamoDB charges a conditional write whose condition
+/// fails as it charges one that succeeds.
+async fn counted_checkpoint(
+    ctx: &ReaderContext,
+    shard: &str,
+    sequence: &str,
+) -> Result<bool, AwsError> {
+    ctx.metrics.write_units_checkpoints.fetch_add(1, Relaxed);
+    ctx.leases.checkpoint(shard, sequence).await
 }
 
 #[cfg(test)]

@@ -96,10 +96,17 @@ impl DeadLetter {
         if let Some(index) = self.index {
             key.push_str(&format!("-i{index}"));
         }
-        // A record DynamoDB refused may also have a letter from the
-        // transform (a tweet too large beside one refused): both are kept.
-        if self.reason == REFUSED {
-            key.push_str("-refused");
+        // The letters a record's tweets share (no index of their own) may
+        // stand beside each other: a tweet too large, a declared aggregate
+        // that failed on another, an item DynamoDB refused. Each reason is
+        // its own object, so none overwrites another.
+        match self.reason {
+            REFUSED => key.push_str("-refused"),
+            ITEM_TOO_LARGE | BAD_AGGREGATE if self.index.is_none() => {
+                key.push('-');
+                key.push_str(self.reason);
+            }
+            _ => {}
         }
         key.push_str(".json");
         key
@@ -267,7 +274,7 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
         let item = match tweet_item(tweet, &program.shape, at.now_s) {
             Ok(item) => item,
             Err(error) => {
-                record_letter(plan, at, "item_too_large", error);
+                record_letter(plan, at, ITEM_TOO_LARGE, error);
                 continue;
             }
         };
@@ -299,7 +306,7 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
         }
         // As on the jq path: the event is stored whole or not at all.
         if let Some(error) = refused {
-            record_letter(plan, at, "bad_aggregate", error);
+            record_letter(plan, at, BAD_AGGREGATE, error);
             continue;
         }
         let time_s = tweet.created_at.as_deref().and_then(|created| {
@@ -312,21 +319,31 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
     }
 }
 
+/// Reasons of the letters a record's tweets share (see [`record_letter`]).
+const ITEM_TOO_LARGE: &str = "item_too_large";
+const BAD_AGGREGATE: &str = "bad_aggregate";
+
 /// A tweet's letter with no index of its own: one letter a record and
 /// reason (its object key has no tweet index, so two would be one object),
 /// naming every tweet it holds.
 fn record_letter(plan: &mut BatchPlan, at: &Place<'_>, reason: &'static str, error: String) {
-    match plan.dead_letters.last_mut() {
-        Some(letter)
-            if letter.reason == reason
-                && letter.index.is_none()
-                && letter.sequence_number == at.record.sequence_number
-                && letter.sub_sequence == at.sub_sequence =>
-        {
+    // The record's letters are the last ones planned.
+    let same_record = |letter: &&mut DeadLetter| {
+        letter.sequence_number == at.record.sequence_number
+            && letter.sub_sequence == at.sub_sequence
+    };
+    let letter = plan
+        .dead_letters
+        .iter_mut()
+        .rev()
+        .take_while(same_record)
+        .find(|letter| letter.reason == reason && letter.index.is_none());
+    match letter {
+        Some(letter) => {
             letter.error.push_str("; ");
             letter.error.push_str(&error);
         }
-        _ => plan.dead_letters.push(at.dead(None, reason, error)),
+        None => plan.dead_letters.push(at.dead(None, reason, error)),
     }
 }
 
@@ -758,6 +775,48 @@ mod tests {
             2,
             "{}",
             letter.error
+        );
+    }
+
+    #[test]
+    fn a_records_letters_of_different_reasons_are_separate_objects() {
+        // Tweet 1 and 3 too large for an item, tweet 2 failing a declared aggregate.
+        let yaml = "name: twt\nregion: us-east-1\nprocessor:\n  aggregates:\n    - { name: odd, by: 'if .tweet_id == \"2\" then error(\"no\") else .lang end' }\n";
+        let file = crate::spec::parse("t.yaml", yaml.as_bytes()).unwrap();
+        let program = Program::new(&file.resolve(None).unwrap().stack).unwrap();
+        // Text is cut to fit; mentions are not.
+        let mentions: Vec<_> = (0..MAX_ITEM_BYTES / 20)
+            .map(|i| serde_json::json!({ "username": format!("user_{i:015}") }))
+            .collect();
+        let large = serde_json::json!({ "mentions": mentions });
+        let page = serde_json::json!({"data": [
+            {"id": "1", "text": "a", "entities": large},
+            {"id": "2", "text": "b"},
+            {"id": "3", "text": "c", "entities": large},
+            {"id": "4", "text": "d"},
+        ]})
+        .to_string();
+        let p = plan(&[record("4", page.as_bytes())], &program, 5);
+        assert_eq!(p.items.keys().collect::<Vec<_>>(), ["4"]);
+        let letters: Vec<(&str, String, usize)> = p
+            .dead_letters
+            .iter()
+            .map(|d| (d.reason, d.key("d/"), d.error.matches("; ").count() + 1))
+            .collect();
+        assert_eq!(
+            letters,
+            [
+                (
+                    ITEM_TOO_LARGE,
+                    "d/shardId-000000000000/4-item_too_large.json".to_string(),
+                    2
+                ),
+                (
+                    BAD_AGGREGATE,
+                    "d/shardId-000000000000/4-bad_aggregate.json".to_string(),
+                    1
+                ),
+            ]
         );
     }
 

@@ -77,7 +77,7 @@ async fn up_status_plan_update_and_down_without_losing_data_silently() {
         .send()
         .await
         .unwrap();
-    assert_eq!(alarms.metric_alarms().len(), 10);
+    assert_eq!(alarms.metric_alarms().len(), 12);
 
     // status: healthy, exit 0, every resource listed.
     let status = streamstack()

@@ -117,6 +117,20 @@ async fn smoke_passes_on_a_healthy_stack_and_fails_without_processor_or_with_an_
             format!("{stack}-tweets"),
         ),
         (
+            "aggregates-throttles",
+            "AWS/DynamoDB",
+            "WriteThrottleEvents",
+            "TableName",
+            format!("{stack}-aggregates"),
+        ),
+        (
+            "leases-throttles",
+            "AWS/DynamoDB",
+            "WriteThrottleEvents",
+            "TableName",
+            format!("{stack}-leases"),
+        ),
+        (
             "dead-letters",
             "Streamstack",
             "DeadLetters",

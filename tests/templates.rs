@@ -251,7 +251,18 @@ fn alarms_watch_the_right_metrics() {
         stalled["ComparisonOperator"],
         "GreaterThanOrEqualToThreshold"
     );
-    assert_eq!(of_type(&t, "AWS::CloudWatch::Alarm").len(), 10);
+    // Every table the processor writes has its throttle alarm.
+    for (id, table) in [
+        ("TableThrottleAlarm", "tweets-tweets"),
+        ("AggregatesThrottleAlarm", "tweets-aggregates"),
+        ("LeaseThrottleAlarm", "tweets-leases"),
+    ] {
+        let throttles = alarm(id);
+        assert_eq!(throttles["MetricName"], "WriteThrottleEvents", "{id}");
+        assert_eq!(throttles["Dimensions"][0]["Name"], "TableName", "{id}");
+        assert_eq!(throttles["Dimensions"][0]["Value"], table, "{id}");
+    }
+    assert_eq!(of_type(&t, "AWS::CloudWatch::Alarm").len(), 12);
 }
 
 #[test]

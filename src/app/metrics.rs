@@ -48,6 +48,7 @@ fn figures(names: &Names) -> Vec<Figure> {
     let stream = ("StreamName", names.stream.clone());
     let delivery = ("DeliveryStreamName", names.delivery_stream.clone());
     let table = ("TableName", names.table.clone());
+    let aggregates = ("TableName", names.aggregates_table.clone());
     vec![
         Figure {
             id: "records_in",
@@ -177,12 +178,23 @@ fn figures(names: &Names) -> Vec<Figure> {
             dimension: table.clone(),
             stat: "Sum",
         },
+        // WriteThrottleEvents has the table as its only dimension;
+        // ThrottledRequests also has the operation, so a query by table
+        // alone finds no data.
         Figure {
             id: "table_throttles",
-            title: "table: throttled requests",
+            title: "table: throttled writes",
             namespace: "AWS/DynamoDB",
-            metric: "ThrottledRequests",
+            metric: "WriteThrottleEvents",
             dimension: table,
+            stat: "Sum",
+        },
+        Figure {
+            id: "aggregates_throttles",
+            title: "aggregates table: throttled writes",
+            namespace: "AWS/DynamoDB",
+            metric: "WriteThrottleEvents",
+            dimension: aggregates,
             stat: "Sum",
         },
     ]

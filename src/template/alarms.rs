@@ -27,6 +27,31 @@ struct Alarm<'a> {
     missing: &'a str,
 }
 
+/// The alarm on a table's throttled writes.
+fn table_throttles<'a>(
+    logical_id: &'a str,
+    name: &'a str,
+    table: &str,
+    holding: &str,
+    threshold: u64,
+) -> Alarm<'a> {
+    Alarm {
+        logical_id,
+        name,
+        description: format!("Writes to {table} ({holding}) were throttled."),
+        namespace: "AWS/DynamoDB",
+        metric: "WriteThrottleEvents",
+        dimensions: json!([{ "Name": "TableName", "Value": table }]),
+        statistic: "Sum",
+        period_s: 300,
+        evaluation_periods: 1,
+        datapoints: 1,
+        threshold: threshold as f64,
+        comparison: "GreaterThanOrEqualToThreshold",
+        missing: "notBreaching",
+    }
+}
+
 pub fn add(t: &mut Template<'_>) {
     let email = t.stack.alarms.email.clone();
     if let Some(email) = &email {
@@ -144,21 +169,30 @@ pub fn add(t: &mut Template<'_>) {
             comparison: "LessThanThreshold",
             missing: "notBreaching",
         },
-        Alarm {
-            logical_id: "TableThrottleAlarm",
-            name: "table-throttles",
-            description: format!("Writes to {} were throttled.", names.table),
-            namespace: "AWS/DynamoDB",
-            metric: "WriteThrottleEvents",
-            dimensions: json!([{ "Name": "TableName", "Value": names.table }]),
-            statistic: "Sum",
-            period_s: 300,
-            evaluation_periods: 1,
-            datapoints: 1,
-            threshold: a.throttles as f64,
-            comparison: "GreaterThanOrEqualToThreshold",
-            missing: "notBreaching",
-        },
+        // Every table the processor writes: the items, the aggregates and
+        // the leases (renewals and checkpoints). A throttled one holds the
+        // shards back whichever it is.
+        table_throttles(
+            "TableThrottleAlarm",
+            "table-throttles",
+            &names.table,
+            "the items",
+            a.throttles,
+        ),
+        table_throttles(
+            "AggregatesThrottleAlarm",
+            "aggregates-throttles",
+            &names.aggregates_table,
+            "the aggregates",
+            a.throttles,
+        ),
+        table_throttles(
+            "LeaseThrottleAlarm",
+            "leases-throttles",
+            &names.lease_table,
+            "the shard leases and checkpoints",
+            a.throttles,
+        ),
         Alarm {
             logical_id: "DeadLetterAlarm",
             name: "dead-letters",

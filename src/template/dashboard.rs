@@ -22,6 +22,8 @@ pub fn add(t: &mut Template<'_>) {
     let stream = n.stream.as_str();
     let archive = n.delivery_stream.as_str();
     let table = n.table.as_str();
+    let aggregates = n.aggregates_table.as_str();
+    let leases = n.lease_table.as_str();
     let stack = n.stack.as_str();
     let widgets = vec![
         widget(
@@ -56,11 +58,15 @@ pub fn add(t: &mut Template<'_>) {
         widget(
             12,
             6,
-            "Table: writes and throttles",
+            "Tables: write units and throttles",
             region,
             json!([
-                ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", table, { "stat": "Sum", "label": "write units" }],
-                ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", table, { "stat": "Sum", "label": "throttles", "yAxis": "right" }],
+                ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", table, { "stat": "Sum", "label": "items: write units" }],
+                ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", aggregates, { "stat": "Sum", "label": "aggregates: write units" }],
+                ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", leases, { "stat": "Sum", "label": "leases: write units" }],
+                ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", table, { "stat": "Sum", "label": "items: throttles", "yAxis": "right" }],
+                ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", aggregates, { "stat": "Sum", "label": "aggregates: throttles", "yAxis": "right" }],
+                ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", leases, { "stat": "Sum", "label": "leases: throttles", "yAxis": "right" }],
             ]),
         ),
         widget(

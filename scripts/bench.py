@@ -12,6 +12,9 @@ Sections:
               three ways, runs taken in turn, in one run
   units       on the emulator: DynamoDB write units per 1,000 records of the
               bundled sample tweets, split into items, aggregates, checkpoints
+  latency     on the emulator: end-to-end latency (stream arrival -> stored)
+              p50/p95/p99 at a steady 500 records/s on 2 shards, the consumer's
+              CPU seconds per 1,000 records and peak RSS
   pipeline    on the emulator: PutRecords calls per 1,000 records and
               BatchWriteItem calls per 1,000 items against the minimum,
               replay -> DynamoDB records/s beside the emulator's raw
@@ -241,6 +244,37 @@ def bench_units(tmp: Path) -> None:
         run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def bench_latency(tmp: Path) -> None:
+    """End-to-end latency at a steady 500 records/s on 2 shards for about
+    60 s: from each record's arrival in the stream (Kinesis stamps it when
+    it accepts the record, just before the PutRecords reply) to its items
+    stored, as the consumer measures it; with its CPU time and peak RSS."""
+    stack = stack_copy(tmp, "benchlat", 2)
+    run([BIN, "up", stack, "-e", "local", "--no-processor"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        poll_ms = 1000  # the reader's default wait after an empty read
+        consumer = subprocess.Popen(
+            [BIN, "--output", "json", "consume", stack, "-e", "local", "--exit-when-idle", "3", "--lease-seconds", "2",
+             "--lease-interval-ms", "300", "--idle-poll-ms", str(poll_ms), "--no-metrics"],
+            env=AWS_ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        time.sleep(3)  # the consumer holds its leases before the first record
+        say("latency: 30,000 synthetic tweets at 500 records/s")
+        run([BIN, "produce", stack, "-e", "local", "--synthetic", "--count", "30000", "--rate", "500",
+             "--first-id", "3100000000000000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = consumer.stdout.read()
+        _, status, usage = os.wait4(consumer.pid, 0)
+        if status != 0:
+            raise SystemExit("bench: the latency consumer failed")
+        m = json.loads(out.decode().splitlines()[-1])["metrics"]
+        row("latency", f"end to end, 500 records/s on 2 shards, reader poll {poll_ms} ms ({m['records_in']} records): p50, p95, p99, max",
+            f"{m['latency_ms_p50']:,} ms, {m['latency_ms_p95']:,} ms, {m['latency_ms_p99']:,} ms, {m['latency_ms_max']:,} ms")
+        cpu = usage.ru_utime + usage.ru_stime
+        row("latency", "consumer at that rate: CPU seconds per 1,000 records, peak RSS",
+            f"{cpu * 1000 / max(m['records_in'], 1):.3f} s, {usage.ru_maxrss / 1024:.0f} MB")
+    finally:
+        run([BIN, "down", stack, "-e", "local", "--delete-data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def drain(stack: str, workers: int) -> tuple[float, int, int]:
     """Starts `workers` consumers on a stream holding unread tweets and waits
     until they stop, idle. Returns the seconds spent reading (their run
@@ -335,18 +369,20 @@ def bench_offline() -> None:
 
 
 def main() -> None:
-    sections = sys.argv[1:] or ["transform", "units", "pipeline", "memory", "scale", "lifecycle", "offline"]
+    sections = sys.argv[1:] or ["transform", "units", "latency", "pipeline", "memory", "scale", "lifecycle", "offline"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     print(f"streamstack bench: {platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, commit {commit}, {Path(BIN).name} build")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if "transform" in sections:
             bench_transform(tmp)
-        if {"units", "pipeline", "memory", "scale", "lifecycle"} & set(sections):
+        if {"units", "latency", "pipeline", "memory", "scale", "lifecycle"} & set(sections):
             emulator("start")
             try:
                 if "units" in sections:
                     bench_units(tmp)
+                if "latency" in sections:
+                    bench_latency(tmp)
                 if "pipeline" in sections:
                     bench_pipeline(tmp)
                 if "memory" in sections:

@@ -395,6 +395,13 @@ async fn read_until_end(
                 else {
                     return Ok(ReaderEnd::Stopped);
                 };
+                ctx.metrics.stored(
+                    slice.iter().filter_map(|r| {
+                        r.approximate_arrival_timestamp()
+                            .and_then(|t| t.to_millis().ok())
+                    }),
+                    super::lease::now_ms() as i64,
+                );
                 // What DynamoDB refuses for good is stored as dead letters
                 // (retried on its own: the store is not run again).
                 if !rejected.is_empty() {

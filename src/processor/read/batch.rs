@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::Serialize;
 
+pub use super::dead_letter::{BAD_AGGREGATE, DeadLetter, ITEM_TOO_LARGE, REFUSED};
 use super::deaggregate::deaggregate;
 pub use super::item::item_size;
 use super::item::{Item, to_json_text};
@@ -60,56 +60,6 @@ impl Default for ItemShape {
             ttl: None,
             aggregates_ttl_days: 30,
         }
-    }
-}
-
-/// A record (or one tweet object of a page) the processor could not use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    pub shard_id: String,
-    pub sequence_number: String,
-    /// Position inside a KPL aggregate, when the record was one.
-    pub sub_sequence: Option<u64>,
-    /// Position of the tweet object in a page's `data`, when only it failed.
-    pub index: Option<usize>,
-    pub partition_key: String,
-    /// Stable reason code (`not_json`, `bad_field`, ...).
-    pub reason: &'static str,
-    pub error: String,
-    /// The raw bytes, base64 in the stored object.
-    #[serde(serialize_with = "base64")]
-    pub data: Vec<u8>,
-}
-
-fn base64<S: serde::Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&aws_smithy_types::base64::encode(data))
-}
-
-impl DeadLetter {
-    /// Object key under the dead-letter prefix: unique per record (and
-    /// position), so storing the same batch twice writes the same objects.
-    pub fn key(&self, prefix: &str) -> String {
-        let mut key = format!("{prefix}{}/{}", self.shard_id, self.sequence_number);
-        if let Some(sub) = self.sub_sequence {
-            key.push_str(&format!("-{sub}"));
-        }
-        if let Some(index) = self.index {
-            key.push_str(&format!("-i{index}"));
-        }
-        // The letters a record's tweets share (no index of their own) may
-        // stand beside each other: a tweet too large, a declared aggregate
-        // that failed on another, an item DynamoDB refused. Each reason is
-        // its own object, so none overwrites another.
-        match self.reason {
-            REFUSED => key.push_str("-refused"),
-            ITEM_TOO_LARGE | BAD_AGGREGATE if self.index.is_none() => {
-                key.push('-');
-                key.push_str(self.reason);
-            }
-            _ => {}
-        }
-        key.push_str(".json");
-        key
     }
 }
 
@@ -319,10 +269,6 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
     }
 }
 
-/// Reasons of the letters a record's tweets share (see [`record_letter`]).
-const ITEM_TOO_LARGE: &str = "item_too_large";
-const BAD_AGGREGATE: &str = "bad_aggregate";
-
 /// A tweet's letter with no index of its own: one letter a record and
 /// reason (its object key has no tweet index, so two would be one object),
 /// naming every tweet it holds.
@@ -524,9 +470,6 @@ pub fn tweet_item(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Result<Item, 
     }
     Ok(item)
 }
-
-/// The reason code of a record whose items DynamoDB refused.
-pub const REFUSED: &str = "not_storable";
 
 /// A write the store refused for good, and why (the service's code and message).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -214,23 +214,18 @@ impl ConsumerSnapshot {
                 .unit(unit)
                 .build()
         };
-        let delta = |now: u64, then: u64| now.saturating_sub(then) as f64;
+        // A count: what was added since the last period.
+        let added = |name: &str, now: u64, then: u64| {
+            datum(name, now.saturating_sub(then) as f64, StandardUnit::Count)
+        };
         let mut data = vec![
-            datum(
-                metric::RECORDS_IN,
-                delta(self.records_in, before.records_in),
-                StandardUnit::Count,
-            ),
-            datum(
+            added(metric::RECORDS_IN, self.records_in, before.records_in),
+            added(
                 metric::ITEMS_WRITTEN,
-                delta(self.tweets_stored, before.tweets_stored),
-                StandardUnit::Count,
+                self.tweets_stored,
+                before.tweets_stored,
             ),
-            datum(
-                metric::DEAD_LETTERS,
-                delta(self.dead_letters, before.dead_letters),
-                StandardUnit::Count,
-            ),
+            added(metric::DEAD_LETTERS, self.dead_letters, before.dead_letters),
             datum(
                 metric::MILLIS_BEHIND_LATEST,
                 self.millis_behind_latest as f64,
@@ -246,28 +241,25 @@ impl ConsumerSnapshot {
             ),
             // Every retry, the SDK's and the processor's own: a rise is the
             // first sign of throttling or an ailing endpoint.
-            datum(
+            added(
                 metric::RETRIES,
-                delta(
-                    self.sdk_retries + self.unprocessed_retries + self.store_retries,
-                    before.sdk_retries + before.unprocessed_retries + before.store_retries,
-                ),
-                StandardUnit::Count,
+                self.sdk_retries + self.unprocessed_retries + self.store_retries,
+                before.sdk_retries + before.unprocessed_retries + before.store_retries,
             ),
-            datum(
+            added(
                 metric::WRITE_UNITS_ITEMS,
-                delta(self.write_units_items, before.write_units_items),
-                StandardUnit::Count,
+                self.write_units_items,
+                before.write_units_items,
             ),
-            datum(
+            added(
                 metric::WRITE_UNITS_AGGREGATES,
-                delta(self.write_units_aggregates, before.write_units_aggregates),
-                StandardUnit::Count,
+                self.write_units_aggregates,
+                before.write_units_aggregates,
             ),
-            datum(
+            added(
                 metric::WRITE_UNITS_CHECKPOINTS,
-                delta(self.write_units_checkpoints, before.write_units_checkpoints),
-                StandardUnit::Count,
+                self.write_units_checkpoints,
+                before.write_units_checkpoints,
             ),
         ];
         if self.batches > before.batches {

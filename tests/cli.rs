@@ -26,13 +26,15 @@ fn validate_accepts_every_shipped_stack() {
         .stdout("stacks/tweets.yaml: valid (environments: local, dev, prod)\n");
 }
 
+/// `validate FILE`'s report of a wrong stack file, which must exit 1.
+fn validate_refuses(file: &str) -> String {
+    let out = streamstack().args(["validate", file]).assert().code(1);
+    String::from_utf8(out.get_output().stderr.clone()).unwrap()
+}
+
 #[test]
 fn validate_reports_every_mistake_with_its_location_and_exits_1() {
-    let out = streamstack()
-        .args(["validate", "tests/fixtures/invalid/several-mistakes.yaml"])
-        .assert()
-        .code(1);
-    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    let stderr = validate_refuses("tests/fixtures/invalid/several-mistakes.yaml");
     for place in [
         "1:7", "4:3", "5:20", "6:9", "8:22", "9:15", "11:12", "13:19", "16:23", "17:5",
     ] {
@@ -265,11 +267,7 @@ fn an_unreachable_endpoint_is_named_with_what_to_check() {
 
 #[test]
 fn validate_locates_jq_errors_inside_the_expression_all_at_once() {
-    let out = streamstack()
-        .args(["validate", "tests/fixtures/jq/bad-jq.yaml"])
-        .assert()
-        .code(1);
-    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    let stderr = validate_refuses("tests/fixtures/jq/bad-jq.yaml");
     // `      kind: '.type | (.a'`: the expression starts at column 14 and the
     // parenthesis is never closed, at its end (column 25).
     // `      user: '.actor | no_such_filter'`: the unknown filter at column 23.

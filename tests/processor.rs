@@ -9,7 +9,6 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use streamstack::aws::Aws;
-use streamstack::processor::read::batch::{self, InRecord};
 use streamstack::processor::read::program::Program;
 use support::{
     Deployed, consume_until_idle, deployed, json_out, keys_under, s, scan_all, streamstack,
@@ -51,17 +50,7 @@ async fn replay_stores_each_tweet_once_dead_letters_the_bad_lines_and_resumes_fr
     std::fs::write(&replay_file, &replay).unwrap();
 
     // What the data holds, from the pure transform.
-    let records: Vec<InRecord<'_>> = pages
-        .iter()
-        .map(|p| InRecord {
-            shard_id: "s",
-            sequence_number: "1",
-            partition_key: "k",
-            data: p,
-            arrival_s: None,
-        })
-        .collect();
-    let expected = batch::plan(&records, &Program::default(), 0);
+    let expected = support::pure_plan(pages.iter().copied(), &Program::default());
     let expected_ids: HashSet<String> = expected.items.keys().cloned().collect();
     assert_eq!(expected_ids.len(), 218);
     let expected_top = support::expected_top(&expected);
@@ -405,17 +394,7 @@ async fn a_jq_transform_stores_its_items_counts_exactly_under_replay_and_dead_le
     // What the file holds, from the pure plan with the same stack.
     let resolved = streamstack::spec::load(std::path::Path::new(&file), Some("local")).unwrap();
     let program = Program::new(&resolved.stack).unwrap();
-    let records: Vec<InRecord<'_>> = lines
-        .iter()
-        .map(|l| InRecord {
-            shard_id: "s",
-            sequence_number: "1",
-            partition_key: "k",
-            data: l.as_bytes(),
-            arrival_s: None,
-        })
-        .collect();
-    let expected = batch::plan(&records, &program, 0);
+    let expected = support::pure_plan(lines.iter().map(|l| l.as_bytes()), &program);
     let expected_keys: HashSet<String> = expected.items.keys().cloned().collect();
     assert_eq!(expected_keys.len(), 191, "150 + 40 orders, and o-z");
     assert_eq!(

@@ -187,6 +187,25 @@ pub fn top_all_by(file: &str, by: &str) -> std::collections::BTreeMap<String, u6
 }
 
 /// What `top --all` must report for the tweets of `plan`: distinct tweets a hashtag.
+/// The pure plan of whole records (one a line or page, as a file replays
+/// them), with the stack's program: what the pipeline must end up holding.
+pub fn pure_plan<'a>(
+    records: impl IntoIterator<Item = &'a [u8]>,
+    program: &streamstack::processor::read::program::Program,
+) -> BatchPlan {
+    let records: Vec<batch::InRecord<'_>> = records
+        .into_iter()
+        .map(|data| batch::InRecord {
+            shard_id: "s",
+            sequence_number: "1",
+            partition_key: "k",
+            data,
+            arrival_s: None,
+        })
+        .collect();
+    batch::plan(&records, program, 0)
+}
+
 pub fn expected_top(plan: &BatchPlan) -> std::collections::BTreeMap<String, u64> {
     batch::tally(
         plan.aggregates

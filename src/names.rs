@@ -29,12 +29,15 @@ pub mod logical {
 /// Attribute names of the tables' keys, and of what the processor writes
 /// beside the keys the template declares.
 pub mod attribute {
-    /// Aggregates: `{dimension}#{minute}`.
+    /// Aggregates: `{aggregate}#{window start}#{bucket}` (processor::read::partial).
     pub const AGGREGATES_PK: &str = "pk";
-    /// Aggregates: `{value}#{tweet id}`, one membership a tweet.
+    /// Aggregates: `{shard}#{first sequence number}#{part}`, one partial count a run.
     pub const AGGREGATES_SK: &str = "sk";
-    /// Aggregates: the epoch second DynamoDB's TTL deletes a membership at.
+    /// Aggregates: the epoch second DynamoDB's TTL deletes a partial count at.
     pub const AGGREGATES_TTL: &str = "expires_at";
+    /// Items: the position (`shard:sequence:sub:index`) of the event that
+    /// counts the item's key in the aggregates; set once, never changed.
+    pub const COUNTED_IN: &str = "streamstack_counted_in";
     /// Leases: one item a shard.
     pub const LEASES_PK: &str = "shard_id";
     /// Leases: the last sequence number stored (or `SHARD_END`).

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use streamstack::processor::read::batch::{self, InRecord, ItemKey};
+use streamstack::processor::read::batch::{self, InRecord};
 use streamstack::processor::read::metrics::ConsumerMetrics;
 use streamstack::processor::read::program::Program;
 use streamstack::processor::read::sink::{Sink, SinkTargets};
@@ -206,18 +206,11 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
     let mut big = plan.items["5003"].clone();
     big.insert("text".into(), AttributeValue::S("z".repeat(420_000)));
     plan.items.insert("5003".into(), big);
-    let key = (
-        "hashtag#2026-12-02T10:00".to_string(),
-        format!("{}#5007", "q".repeat(1_500)),
-    );
-    let mut member = plan.aggregates.values().next().unwrap().clone();
-    member.insert("pk".into(), AttributeValue::S(key.0.clone()));
-    member.insert("sk".into(), AttributeValue::S(key.1.clone()));
-    plan.origins.insert(
-        ItemKey::Aggregate(key.0.clone(), key.1.clone()),
-        plan.origins[&ItemKey::Item("5007".into())],
-    );
-    plan.aggregates.insert(key, member);
+    // A partition key over DynamoDB's 2,048 bytes.
+    plan.items
+        .get_mut("5007")
+        .unwrap()
+        .insert("tweet_id".into(), AttributeValue::S("q".repeat(3_000)));
 
     let metrics = Arc::new(ConsumerMetrics::default());
     let sink = Sink::new(
@@ -232,20 +225,28 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
         25,
         metrics.clone(),
     );
-    let rejected = sink
-        .store(&plan)
+    let program = Program::default();
+    let stored = sink
+        .store(&plan, &program)
         .await
         .expect("refused writes do not fail the store");
+    let rejected = stored.rejected;
     assert_eq!(rejected.len(), 2, "{rejected:?}");
     assert!(
         rejected.iter().all(|r| r.code == "ValidationException"),
         "{rejected:?}"
     );
-    // Everything else is stored: 29 tweets, and every membership but one.
+    // Everything else is stored: 28 tweets, each counted by its own
+    // (first) position, which its item keeps.
     let tweets = scan_all(&aws, &format!("{stack}-tweets")).await;
-    assert_eq!(tweets.len(), 29);
-    let members = scan_all(&aws, &format!("{stack}-aggregates")).await;
-    assert_eq!(members.len(), plan.aggregates.len() - 1);
+    assert_eq!(tweets.len(), 28);
+    assert_eq!(stored.counted.len(), 28);
+    for tweet in &tweets {
+        let id = tweet["tweet_id"].as_s().unwrap();
+        let held = tweet["streamstack_counted_in"].as_s().unwrap();
+        assert_eq!(held, &plan.occurrences[id][0].position);
+        assert_eq!(&stored.counted[id], held);
+    }
     // The two records become dead letters with DynamoDB's code and message.
     let letters = batch::rejected_dead_letters(&records, &plan, &rejected);
     assert_eq!(
@@ -273,7 +274,7 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
         hopeless.items.insert(id.into(), item);
     }
     let failed = sink
-        .store(&hopeless)
+        .store(&hopeless, &program)
         .await
         .expect_err("every item refused fails the store");
     assert!(

@@ -111,7 +111,7 @@ fn run_case(program: &Program, case: &TestCase) -> CaseOutcome {
             &mut mismatches,
             "aggregates",
             &json!(expected),
-            &json!(counts_of(&plan)),
+            &json!(counts_of(program, &plan)),
         );
     }
     if let Some(expected) = &case.dead_letters {
@@ -161,24 +161,13 @@ fn items_of(program: &Program, plan: &BatchPlan) -> Value {
     )
 }
 
-/// The plan's counts: aggregate -> window start -> value -> distinct keys.
-pub fn counts_of(plan: &BatchPlan) -> Counts {
-    let mut counts = Counts::new();
-    for ((pk, _), member) in &plan.aggregates {
-        let (Some((name, window)), Some(Ok(value))) =
-            (pk.split_once('#'), member.get("value").map(|v| v.as_s()))
-        else {
-            continue;
-        };
-        *counts
-            .entry(name.to_string())
-            .or_default()
-            .entry(window.to_string())
-            .or_default()
-            .entry(value.to_string())
-            .or_default() += 1;
-    }
-    counts
+/// The plan's counts: aggregate -> window start -> value -> distinct keys
+/// (each counted by its first occurrence, as the pipeline counts them).
+pub fn counts_of(program: &Program, plan: &BatchPlan) -> Counts {
+    batch::pure_counts(plan)
+        .into_iter()
+        .filter_map(|(n, windows)| Some((program.aggregates.get(n)?.name.clone(), windows)))
+        .collect()
 }
 
 fn compare(mismatches: &mut Vec<Mismatch>, what: &'static str, expected: &Value, actual: &Value) {

@@ -9,6 +9,8 @@ use super::transform::dry_run;
 use super::{AppError, Environment};
 use crate::cost::{self, Estimate, Prices, Workload};
 use crate::deploy::changeset::{Change, Kind};
+use crate::processor::read::consumer::shard::STORE_SLICE;
+use crate::processor::read::partial;
 use crate::processor::read::program::Program;
 use crate::spec::model::Stack;
 
@@ -50,9 +52,10 @@ pub async fn plan(
     })
 }
 
-/// DynamoDB items a record makes (the item, and one membership a value
-/// counted by each aggregate): measured by the stack's own transform on its
-/// replay file when it has one; else one item and one value an aggregate.
+/// DynamoDB writes a record makes, in units of one small item: its item,
+/// and its share of its slice's partial counts and checkpoint (written
+/// transactionally, twice their units): measured by the stack's own
+/// transform on its replay file when it has one; else assumed.
 pub fn items_per_record_of(stack: &Stack) -> Result<(f64, String), AppError> {
     let program = Program::new(stack).map_err(|e| AppError::Invalid(e.to_string()))?;
     let sample = stack
@@ -68,7 +71,8 @@ pub fn items_per_record_of(stack: &Stack) -> Result<(f64, String), AppError> {
         let reader = std::io::BufReader::new(file).take_lines(SAMPLE_LINES);
         dry_run(reader, &program, 0, |plan| {
             records += (plan.records - plan.heartbeats) as u64;
-            writes += (plan.items.len() + plan.aggregates.len()) as u64;
+            writes +=
+                plan.items.len() as u64 + partial::estimated_units(plan, &program, STORE_SLICE);
             ControlFlow::Continue(())
         })?;
         if records > 0 {
@@ -78,8 +82,10 @@ pub fn items_per_record_of(stack: &Stack) -> Result<(f64, String), AppError> {
     }
     let aggregates = stack.processor.aggregates().len();
     Ok((
-        1.0 + aggregates as f64,
-        format!("assumed: the item and one value for each of the {aggregates} aggregate(s)"),
+        1.02 + 0.04 * aggregates as f64,
+        format!(
+            "assumed: the item, a 100-record slice's checkpoint, and a 1 KB partial count a slice for each of the {aggregates} aggregate(s)"
+        ),
     ))
 }
 

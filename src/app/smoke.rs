@@ -10,8 +10,8 @@
 //! first heartbeat: the alarms are judged after that heartbeat, and that one
 //! alarm gets the minutes it needs to re-evaluate.
 //!
-//! The canary is removed from the tables afterwards (its item and its
-//! aggregate memberships); the raw archive keeps it, marked: text
+//! The canary is removed from the items table afterwards (it is counted in
+//! no aggregate); the raw archive keeps it, marked: text
 //! "streamstack smoke canary", rule tag `streamstack-smoke`.
 
 use std::collections::HashMap;
@@ -24,10 +24,8 @@ use serde_json::json;
 
 use super::{AppError, Environment, smoke_watch};
 use crate::aws::{Aws, AwsError, ResultExt};
-use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
 use crate::names::metrics::NAMESPACE as METRICS_NAMESPACE;
-use crate::processor::read::batch::{aggregate_pk, minute_at};
-use crate::processor::read::program::{Transform, canary_record};
+use crate::processor::read::program::{SMOKE_RULE_TAG, Transform, canary_record};
 
 /// The processor publishes every 10 s; CloudWatch shows a datapoint within
 /// a minute or two of it.
@@ -57,7 +55,7 @@ fn canary(id: &str, now_s: i64) -> Vec<u8> {
             "entities": { "hashtags": [{ "start": 37, "end": 55, "tag": "streamstackcanary" }] },
         },
         "includes": { "users": [{ "id": "0", "username": "streamstack" }] },
-        "matching_rules": [{ "id": "0", "tag": "streamstack-smoke" }],
+        "matching_rules": [{ "id": "0", "tag": SMOKE_RULE_TAG }],
     }))
     .expect("JSON serializes")
 }
@@ -305,7 +303,6 @@ pub async fn check(env: &Environment, timeouts: &Timeouts) -> Result<SmokeReport
         });
 
         // The canary leaves the tables as it found them.
-        let minute = minute_at(now_s);
         let _ = aws
             .dynamodb()
             .delete_item()
@@ -316,24 +313,7 @@ pub async fn check(env: &Environment, timeouts: &Timeouts) -> Result<SmokeReport
             )
             .send()
             .await;
-        // A tweet canary is counted (a jq stack's canary is not).
-        let counted: &[(&str, &str)] = match p.program.transform {
-            Transform::Tweets => &[("hashtag", "streamstackcanary"), ("lang", "en")],
-            Transform::Jq(_) => &[],
-        };
-        for (dimension, value) in counted {
-            let _ = aws
-                .dynamodb()
-                .delete_item()
-                .table_name(&p.names.aggregates_table)
-                .key(
-                    AGGREGATES_PK,
-                    AttributeValue::S(aggregate_pk(dimension, &minute)),
-                )
-                .key(AGGREGATES_SK, AttributeValue::S(format!("{value}#{id}")))
-                .send()
-                .await;
-        }
+        // The canary is counted in no aggregate (see program::SMOKE_RULE_TAG).
 
         let ok = checks.iter().all(|c| c.ok);
         Ok(SmokeReport {

@@ -1,14 +1,21 @@
 //! `top`: the values most counted by one of the stack's aggregates over
 //! the last minutes: distinct keys (events) a value, exact under replays.
+//! It sums the partial counts (`processor::read::partial`) of the windows
+//! asked for: a Query for each bucket of each window, several in flight.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use tokio::task::JoinSet;
 
 use super::{AppError, Environment};
-use crate::aws::ResultExt;
-use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK};
-use crate::processor::read::batch::{aggregate_pk, minute_at, tally, window_start};
+use crate::aws::{AwsError, ResultExt};
+use crate::names::attribute::AGGREGATES_PK;
+use crate::processor::read::batch::{minute_at, rank, window_start};
+use crate::processor::read::partial::{self, BUCKETS, COUNTS};
+
+/// Queries `top` has in flight at once.
+const QUERIES_IN_FLIGHT: usize = 16;
 
 /// Which windows to count.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +56,7 @@ pub async fn top(
     let window_s = i64::from(aggregate.window_s().unwrap_or(60));
     let table = &env.names.aggregates_table;
     let ddb = env.aws.dynamodb();
-    let mut members: Vec<(String, String)> = Vec::new();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     match window {
         Window::All => {
             let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -59,15 +66,16 @@ pub async fn top(
                     .table_name(table)
                     .filter_expression("begins_with(#pk, :dim)")
                     .expression_attribute_names("#pk", AGGREGATES_PK)
-                    .expression_attribute_names("#sk", AGGREGATES_SK)
-                    .expression_attribute_names("#value", "value")
+                    .expression_attribute_names("#counts", COUNTS)
                     .expression_attribute_values(":dim", AttributeValue::S(format!("{dimension}#")))
-                    .projection_expression("#sk, #value")
+                    .projection_expression("#counts")
                     .set_exclusive_start_key(start)
                     .send()
                     .await
                     .aws(format!("reading the aggregates in {table}"))?;
-                members.extend(out.items().iter().filter_map(member));
+                for item in out.items() {
+                    partial::add_counts(item, &mut counts);
+                }
                 start = out.last_evaluated_key().cloned();
                 if start.is_none() {
                     break;
@@ -78,36 +86,30 @@ pub async fn top(
             // Each window that holds a minute of the span, newest first.
             let from = until - i64::from(minutes.max(1)) * 60 + 1;
             let mut start = until - until.rem_euclid(window_s);
-            let mut windows = Vec::new();
+            let mut keys = Vec::new();
             while start + window_s > from {
-                windows.push(start);
+                let window = window_start(start, window_s);
+                keys.extend((0..BUCKETS).map(|b| partial::partial_pk(dimension, &window, b)));
                 start -= window_s;
             }
-            for start in windows {
-                let pk = aggregate_pk(dimension, &window_start(start, window_s));
-                let mut pages = ddb
-                    .query()
-                    .table_name(table)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", AGGREGATES_PK)
-                    .expression_attribute_names("#sk", AGGREGATES_SK)
-                    .expression_attribute_names("#value", "value")
-                    .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                    .projection_expression("#sk, #value")
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    let page = page.aws(format!("reading {pk} from {table}"))?;
-                    members.extend(page.items().iter().filter_map(member));
+            let mut keys = keys.into_iter();
+            let mut queries = JoinSet::new();
+            loop {
+                while queries.len() < QUERIES_IN_FLIGHT {
+                    let Some(pk) = keys.next() else { break };
+                    queries.spawn(partials_of(ddb.clone(), table.clone(), pk));
+                }
+                let Some(done) = queries.join_next().await else {
+                    break;
+                };
+                let items =
+                    done.map_err(|e| AppError::Invalid(format!("a query failed: {e}")))??;
+                for item in &items {
+                    partial::add_counts(item, &mut counts);
                 }
             }
         }
     }
-    let counts = tally(
-        members
-            .iter()
-            .map(|(sk, value)| (sk.as_str(), value.as_str())),
-    );
     Ok(TopReport {
         dimension: dimension.to_string(),
         window: match window {
@@ -121,14 +123,30 @@ pub async fn top(
                 minute_at(until)
             ),
         },
-        top: counts.into_iter().take(limit).collect(),
+        top: rank(counts).into_iter().take(limit).collect(),
     })
 }
 
-/// A membership's sort key and value.
-fn member(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
-    Some((
-        item.get(AGGREGATES_SK)?.as_s().ok()?.clone(),
-        item.get("value")?.as_s().ok()?.clone(),
-    ))
+/// The partial counts under one partition key.
+async fn partials_of(
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    pk: String,
+) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+    let mut pages = ddb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", AGGREGATES_PK)
+        .expression_attribute_names("#counts", COUNTS)
+        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+        .projection_expression("#counts")
+        .into_paginator()
+        .send();
+    let mut items = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("reading {pk} from {table}"))?;
+        items.extend(page.items().iter().cloned());
+    }
+    Ok(items)
 }

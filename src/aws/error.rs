@@ -62,6 +62,12 @@ pub fn class_of(code: Option<&str>, status: u16, modelled_retryable: bool) -> Er
         // KMSThrottlingException (Kinesis and DynamoDB calling KMS) and kin.
         || code.ends_with("ThrottlingException")
         || TRANSIENT_ERRORS.contains(&code)
+        // DynamoDB: a write that met a transaction on the same item (or a
+        // transaction met another); retrying it is the documented answer.
+        || matches!(
+            code,
+            "TransactionConflictException" | "TransactionInProgressException"
+        )
         || status >= 500
         || status == 429
     {

@@ -207,14 +207,23 @@ pub fn pure_plan<'a>(
 }
 
 pub fn expected_top(plan: &BatchPlan) -> std::collections::BTreeMap<String, u64> {
-    batch::tally(
-        plan.aggregates
-            .iter()
-            .filter(|((pk, _), _)| pk.starts_with("hashtag#"))
-            .map(|((_, sk), member)| (sk.as_str(), member["value"].as_s().unwrap().as_str())),
-    )
-    .into_iter()
-    .collect()
+    expected_top_of(plan, 0)
+}
+
+/// What `top --all --by` must report for the aggregate of index `n`: each
+/// key counted once, by its first occurrence, summed over the windows.
+pub fn expected_top_of(plan: &BatchPlan, n: usize) -> std::collections::BTreeMap<String, u64> {
+    let mut top = std::collections::BTreeMap::new();
+    for counts in batch::pure_counts(plan)
+        .remove(&n)
+        .unwrap_or_default()
+        .into_values()
+    {
+        for (value, count) in counts {
+            *top.entry(value).or_default() += count;
+        }
+    }
+    top
 }
 
 /// Tears a test's stack down with its data (`down --delete-data`), which must succeed.

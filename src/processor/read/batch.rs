@@ -8,13 +8,14 @@
 //!
 //! Idempotence is decided here. An item is keyed by its key (a tweet's id),
 //! so an event seen twice (a producer retry, a replay after a crash, a
-//! lease handover) overwrites itself. Aggregates are *membership* items,
-//! one per (aggregate, window, value, key): `pk = "hashtag#2021-09-20T03:54"`
-//! (the window's start), `sk = "rust#1440000"`. Writing one twice changes
-//! nothing, and a count is the number of such items, so counts stay exact
-//! under any replay. Counters incremented with `ADD` could not tell a
-//! replay from a new event. An event's window is taken from its own time,
-//! else from the record's arrival in the stream, which a replay keeps.
+//! lease handover) overwrites itself. What an event counts in the live
+//! aggregates is planned as an [`Occurrence`]: its place in the stream (its
+//! *position*: shard, sequence number, sub-sequence, index in the record),
+//! its window and its values. Whether it is counted is decided when its
+//! item is written (the item remembers the position that counts it, see
+//! [`super::sink`]), and the counts are committed with the checkpoint (see
+//! [`super::partial`]). An event's window is taken from its own time, else
+//! from the record's arrival in the stream, which a replay keeps.
 
 use std::collections::BTreeMap;
 
@@ -25,10 +26,10 @@ use super::deaggregate::deaggregate;
 pub use super::item::item_size;
 use super::item::{Item, to_json_text};
 use super::program::{
-    By, CANARY_FIELD, Event, Outcome, Program, Transform, canary_id, counted_on_json, run_jq,
+    By, CANARY_FIELD, Event, Outcome, Program, SMOKE_RULE_TAG, Transform, canary_id,
+    counted_on_json, run_jq,
 };
 use super::transform::{self, Tweet};
-use crate::names::attribute::{AGGREGATES_PK, AGGREGATES_SK, AGGREGATES_TTL};
 
 /// One Kinesis record as read from a shard.
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ pub struct ItemShape {
     pub partition_key: String,
     /// TTL attribute and days after ingestion, when the table expires items.
     pub ttl: Option<(String, u32)>,
-    /// Days aggregate membership items are kept.
+    /// Days the aggregates' partial counts are kept.
     pub aggregates_ttl_days: u32,
 }
 
@@ -66,11 +67,12 @@ impl Default for ItemShape {
 /// Everything a batch stores.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchPlan {
-    /// Items by key (an item twice in one batch is one item: BatchWriteItem
-    /// refuses duplicate keys in one call; the last one is kept).
+    /// Items by key (an item twice in one batch is one item, one write; the
+    /// last one is kept).
     pub items: BTreeMap<String, Item>,
-    /// Aggregate membership items by (pk, sk).
-    pub aggregates: BTreeMap<(String, String), Item>,
+    /// What each key's events would count, in stream order: the first
+    /// occurrence of a key in the stream is the one counted.
+    pub occurrences: BTreeMap<String, Vec<Occurrence>>,
     pub dead_letters: Vec<DeadLetter>,
     /// Kinesis records in the batch, and user records after de-aggregation.
     pub records: usize,
@@ -82,14 +84,20 @@ pub struct BatchPlan {
     /// The record each item was made from (the last one, whose item is
     /// kept, for an item two records make): a write DynamoDB refuses turns
     /// that record into a dead letter ([`rejected_dead_letters`]).
-    pub origins: BTreeMap<ItemKey, Origin>,
+    pub origins: BTreeMap<String, Origin>,
 }
 
-/// An item of a plan: by its key, or an aggregate membership by (pk, sk).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ItemKey {
-    Item(String),
-    Aggregate(String, String),
+/// One event's place in the stream and what it counts, if it is the
+/// occurrence of its key that counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    /// `shard:sequence:sub-sequence:index`: unique in the stream, and the
+    /// same on every read of the record.
+    pub position: String,
+    /// The record of the batch it is in (by position in the batch).
+    pub record: usize,
+    /// For each aggregate (by index), its window's start and the values.
+    pub counts: Vec<(usize, String, Vec<String>)>,
 }
 
 /// Where an item came from: a record of the batch (by position) and, in a
@@ -100,11 +108,10 @@ pub struct Origin {
     pub sub_sequence: Option<u64>,
 }
 
-/// Longest value counted in the live aggregates. The membership's sort key
-/// (`value#key`) must stay under DynamoDB's 1,024-byte limit; no real
-/// hashtag comes near 200 bytes (X caps a post at 25,000 characters,
-/// hashtags in practice at about 100). A longer value stays in the item and
-/// is only left out of the counts.
+/// Longest value counted in the live aggregates. It is a key of a partial
+/// count's map; no real hashtag comes near 200 bytes (X caps a post at
+/// 25,000 characters, hashtags in practice at about 100). A longer value
+/// stays in the item and is only left out of the counts.
 pub const MAX_AGGREGATE_VALUE_BYTES: usize = 200;
 
 /// Longest tweet text stored whole. X's longest posts (25,000 characters)
@@ -220,7 +227,7 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
             rejected.reason.to_string(),
         ));
     }
-    for tweet in &out.tweets {
+    for (index, tweet) in out.tweets.iter().enumerate() {
         let item = match tweet_item(tweet, &program.shape, at.now_s) {
             Ok(item) => item,
             Err(error) => {
@@ -230,10 +237,12 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
         };
         let mut counted = Vec::with_capacity(program.aggregates.len());
         let mut refused = None;
+        let canary = tweet.rule_tags.iter().any(|t| t == SMOKE_RULE_TAG);
         // The item's JSON, made once a tweet for every jq aggregate.
         let mut json: Option<String> = None;
         for aggregate in &program.aggregates {
             counted.push(match &aggregate.by {
+                _ if canary => Vec::new(),
                 By::Hashtags => {
                     let mut tags: Vec<String> =
                         tweet.hashtags.iter().map(|h| h.to_lowercase()).collect();
@@ -265,7 +274,16 @@ fn plan_tweets(plan: &mut BatchPlan, program: &Program, at: &Place<'_>) {
                 .map(|t| t.unix_timestamp())
         });
         plan.events_seen += 1;
-        add(plan, program, at, tweet.id.clone(), item, time_s, &counted);
+        add(
+            plan,
+            program,
+            at,
+            index,
+            tweet.id.clone(),
+            item,
+            time_s,
+            &counted,
+        );
     }
 }
 
@@ -321,6 +339,7 @@ fn plan_event(plan: &mut BatchPlan, program: &Program, at: &Place<'_>, event: Ev
         plan,
         program,
         at,
+        event.index,
         event.key,
         item,
         event.time_s,
@@ -328,48 +347,105 @@ fn plan_event(plan: &mut BatchPlan, program: &Program, at: &Place<'_>, event: Ev
     );
 }
 
-/// Adds an item and its aggregate memberships to the plan.
+/// Adds an item, and what its event would count, to the plan.
+#[allow(clippy::too_many_arguments)]
 fn add(
     plan: &mut BatchPlan,
     program: &Program,
     at: &Place<'_>,
+    index: usize,
     key: String,
     item: Item,
     time_s: Option<i64>,
     counted: &[Vec<String>],
 ) {
     let time_s = time_s.unwrap_or(at.fallback_s);
-    let expires = expiry(at.now_s, program.shape.aggregates_ttl_days);
-    for (aggregate, values) in program.aggregates.iter().zip(counted) {
-        let window = window_start(time_s, aggregate.window_s);
-        for value in values {
-            if value.len() > MAX_AGGREGATE_VALUE_BYTES {
-                continue;
-            }
-            let (pk, sk) = (
-                aggregate_pk(&aggregate.name, &window),
-                format!("{value}#{key}"),
-            );
-            let member: Item = [
-                (AGGREGATES_PK.to_string(), AttributeValue::S(pk.clone())),
-                (AGGREGATES_SK.to_string(), AttributeValue::S(sk.clone())),
-                ("value".to_string(), AttributeValue::S(value.clone())),
-                ("key".to_string(), AttributeValue::S(key.clone())),
-                (
-                    AGGREGATES_TTL.to_string(),
-                    AttributeValue::N(expires.to_string()),
-                ),
-            ]
-            .into();
-            // The record whose item is kept (the last one).
-            plan.origins
-                .insert(ItemKey::Aggregate(pk.clone(), sk.clone()), at.origin);
-            plan.aggregates.insert((pk, sk), member);
-        }
-    }
-    plan.origins.insert(ItemKey::Item(key.clone()), at.origin);
+    let counts = program
+        .aggregates
+        .iter()
+        .zip(counted)
+        .enumerate()
+        .filter_map(|(n, (aggregate, values))| {
+            let values: Vec<String> = values
+                .iter()
+                .filter(|v| v.len() <= MAX_AGGREGATE_VALUE_BYTES)
+                .cloned()
+                .collect();
+            (!values.is_empty()).then(|| (n, window_start(time_s, aggregate.window_s), values))
+        })
+        .collect();
+    plan.occurrences
+        .entry(key.clone())
+        .or_default()
+        .push(Occurrence {
+            position: position(at.record, at.sub_sequence, index),
+            record: at.origin.record,
+            counts,
+        });
+    plan.origins.insert(key.clone(), at.origin);
     plan.items.insert(key, item);
 }
+
+/// An event's position: `shard:sequence:sub-sequence:index`, the shard by
+/// its number (`shardId-000000000007` is 7) to keep the item small.
+fn position(record: &InRecord<'_>, sub_sequence: Option<u64>, index: usize) -> String {
+    let shard = record
+        .shard_id
+        .rsplit('-')
+        .next()
+        .unwrap_or(record.shard_id);
+    let shard = shard.trim_start_matches('0');
+    let sub = sub_sequence.map(|s| s.to_string()).unwrap_or_default();
+    format!(
+        "{}:{}:{sub}:{index}",
+        if shard.is_empty() { "0" } else { shard },
+        record.sequence_number
+    )
+}
+
+/// What the batch counts if it is all there is: each key counted once, by
+/// its first occurrence (what the pipeline holds after any replay of it):
+/// aggregate (by index) -> window start -> value -> events.
+pub fn pure_counts(plan: &BatchPlan) -> BTreeMap<usize, BTreeMap<String, BTreeMap<String, u64>>> {
+    let mut counts: BTreeMap<usize, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+    for occurrences in plan.occurrences.values() {
+        let Some(first) = occurrences.first() else {
+            continue;
+        };
+        for (aggregate, window, values) in &first.counts {
+            let window = counts
+                .entry(*aggregate)
+                .or_default()
+                .entry(window.clone())
+                .or_default();
+            for value in values {
+                *window.entry(value.clone()).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Every attribute of a tweet's item ([`dynamodb_item`], [`tweet_item`]).
+pub const TWEET_ATTRIBUTES: [&str; 17] = [
+    "tweet_id",
+    "author_id",
+    "author_username",
+    "created_at",
+    "lang",
+    "text",
+    "text_truncated",
+    "hashtags",
+    "mentions",
+    "urls",
+    "retweet_count",
+    "reply_count",
+    "like_count",
+    "quote_count",
+    "impression_count",
+    "referenced",
+    "rule_tags",
+];
 
 /// The tweet as the attributes of its DynamoDB item: strings, numbers,
 /// lists of strings, and `referenced` as a list of `{type, id}` maps.
@@ -474,7 +550,8 @@ pub fn tweet_item(tweet: &Tweet, shape: &ItemShape, now_s: i64) -> Result<Item, 
 /// A write the store refused for good, and why (the service's code and message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
-    pub key: ItemKey,
+    /// The item's key.
+    pub key: String,
     pub table: String,
     pub code: String,
     pub message: String,
@@ -531,7 +608,7 @@ pub fn rejected_dead_letters(
 /// `days` after `now_s`, in Unix seconds; saturating, so that no clock or
 /// TTL setting can overflow (a panic in a debug build, a date in the past in
 /// a release build).
-fn expiry(now_s: i64, days: u32) -> i64 {
+pub fn expiry(now_s: i64, days: u32) -> i64 {
     now_s.saturating_add(i64::from(days) * 86_400)
 }
 
@@ -549,30 +626,37 @@ pub fn minute_at(unix_s: i64) -> String {
     )
 }
 
-/// The partition key of one aggregate's window (named by its start).
-pub fn aggregate_pk(aggregate: &str, window: &str) -> String {
-    format!("{aggregate}#{window}")
-}
-
 /// The start of the window of `window_s` seconds that holds `time_s`, as
 /// `YYYY-MM-DDTHH:MM` (windows divide a day, so they start on whole minutes).
 pub fn window_start(time_s: i64, window_s: i64) -> String {
     minute_at(time_s.saturating_sub(time_s.rem_euclid(window_s.max(60))))
 }
 
-/// Counts per value from memberships, each its sort key (`value#key`) and
-/// its `value` attribute (a key may hold `#` too, so the sort key alone
-/// cannot say where the value ends): distinct keys a value, highest first,
-/// ties by value.
-pub fn tally<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, u64)> {
-    let mut seen = std::collections::HashSet::new();
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for (sk, value) in members {
-        if !seen.insert(sk) {
-            continue;
-        }
-        *counts.entry(value.to_string()).or_default() += 1;
-    }
+/// Each key's first occurrence as `(aggregate#window, value#key)` pairs,
+/// sorted: what the plan would count, in tests' terms.
+#[cfg(test)]
+pub(crate) fn counted_pairs(plan: &BatchPlan, program: &Program) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = plan
+        .occurrences
+        .iter()
+        .filter_map(|(key, o)| Some((key, o.first()?)))
+        .flat_map(|(key, first)| {
+            first.counts.iter().flat_map(move |(n, window, values)| {
+                values.iter().map(move |value| {
+                    (
+                        format!("{}#{window}", program.aggregates[*n].name),
+                        format!("{value}#{key}"),
+                    )
+                })
+            })
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// Counts per value, highest first, ties by value.
+pub fn rank(counts: BTreeMap<String, u64>) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = counts.into_iter().collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
@@ -599,15 +683,14 @@ mod tests {
         "includes": {"users": [{"id": "7", "username": "ann"}]}}"#;
 
     #[test]
-    fn a_tweet_becomes_one_item_and_one_membership_per_value() {
+    fn a_tweet_becomes_one_item_counted_once_per_value() {
         let p = plan(&[record("1", TWEET)], &Program::default(), 1_700_000_000);
         assert_eq!(p.items.len(), 1);
         let item = crate::processor::read::item::to_json(&p.items["100"]);
         assert_eq!(item["tweet_id"], "100");
         assert_eq!(item["author_username"], "ann");
-        let keys: Vec<_> = p.aggregates.keys().cloned().collect();
         assert_eq!(
-            keys,
+            counted_pairs(&p, &Program::default()),
             [
                 ("hashtag#2021-09-20T03:54".into(), "data#100".into()),
                 ("hashtag#2021-09-20T03:54".into(), "rust#100".into()),
@@ -626,7 +709,18 @@ mod tests {
             5,
         );
         assert_eq!(once.items, twice.items);
-        assert_eq!(once.aggregates, twice.aggregates);
+        assert_eq!(
+            counted_pairs(&once, &Program::default()),
+            counted_pairs(&twice, &Program::default())
+        );
+        assert_eq!(pure_counts(&once), pure_counts(&twice));
+        // Both occurrences are planned, in stream order: the first counts
+        // unless the item says otherwise when it is written.
+        let positions: Vec<&str> = twice.occurrences["100"]
+            .iter()
+            .map(|o| o.position.as_str())
+            .collect();
+        assert_eq!(positions, ["0:1::0", "0:2::0"]);
         assert_eq!(twice.events_seen, 2);
     }
 
@@ -682,24 +776,30 @@ mod tests {
     }
 
     #[test]
-    fn tally_counts_distinct_tweets_per_value() {
-        let counts = tally([
-            ("rust#1", "rust"),
-            ("rust#2", "rust"),
-            ("data#1", "data"),
-            ("rust#1", "rust"),
-            ("a#b#3", "a#b"),
-            ("x#k#1", "x"),
+    fn rank_orders_by_count_then_value() {
+        let counts = BTreeMap::from([
+            ("rust".to_string(), 2),
+            ("data".to_string(), 1),
+            ("a#b".to_string(), 1),
         ]);
         assert_eq!(
-            counts,
+            rank(counts),
             [
                 ("rust".to_string(), 2),
                 ("a#b".to_string(), 1),
-                ("data".to_string(), 1),
-                ("x".to_string(), 1)
+                ("data".to_string(), 1)
             ]
         );
+    }
+
+    #[test]
+    fn the_smoke_canary_is_stored_and_counted_nowhere() {
+        let canary = br##"{"data": {"id": "9", "text": "#streamstackcanary", "lang": "en",
+            "entities": {"hashtags": [{"tag": "streamstackcanary"}]}},
+            "matching_rules": [{"id": "0", "tag": "streamstack-smoke"}]}"##;
+        let p = plan(&[record("1", canary)], &Program::default(), 5);
+        assert_eq!(p.items.len(), 1);
+        assert!(counted_pairs(&p, &Program::default()).is_empty());
     }
 
     #[test]
@@ -709,7 +809,7 @@ mod tests {
         let program = Program::new(&file.resolve(None).unwrap().stack).unwrap();
         let page = br#"{"data": [{"id": "1", "text": "a"}, {"id": "2", "text": "b"}]}"#;
         let p = plan(&[record("4", page)], &program, 5);
-        assert!(p.items.is_empty() && p.aggregates.is_empty());
+        assert!(p.items.is_empty() && p.occurrences.is_empty());
         assert_eq!(p.dead_letters.len(), 1, "{:?}", p.dead_letters);
         let letter = &p.dead_letters[0];
         assert_eq!((letter.reason, letter.index), ("bad_aggregate", None));

@@ -11,6 +11,7 @@ pub mod dead_letter;
 pub mod deaggregate;
 pub mod item;
 pub mod metrics;
+pub mod partial;
 pub mod program;
 pub mod sink;
 pub mod transform;

@@ -1,35 +1,46 @@
-//! Stores a planned batch: dead letters to S3, then tweets and aggregate
-//! memberships to DynamoDB with BatchWriteItem (at most 25 items a call,
-//! several calls in flight), retrying UnprocessedItems with jittered
-//! backoff. Every write is idempotent (see [`super::batch`]), so a batch
-//! stored twice leaves the same data; the consumer checkpoints only after
-//! `store` returns Ok.
+//! Stores a planned batch: dead letters to S3, then each item to DynamoDB
+//! with an UpdateItem (several in flight). Every write is idempotent (see
+//! [`super::batch`]), so a batch stored twice leaves the same data; the
+//! consumer commits the slice's counts and checkpoint only after `store`
+//! returns Ok.
 //!
-//! A call DynamoDB refuses because of an item (a ValidationException for an
-//! item or key over its limits, an item collection too large, an item that
-//! is not valid attributes) fails the whole call, whatever the other 24
-//! items are. The call is split in halves until the refused items stand
-//! alone; those are returned as [`Rejected`] (the consumer makes their
-//! records dead letters) and everything else is stored. Any other failure
-//! fails the store, to be retried whole and, if it lasts, reported as a
-//! stall: throttling, 5xx and timeouts, but also errors about the caller
-//! rather than an item (access denied, expired credentials, a clock skew),
-//! which would otherwise turn every record into a dead letter. For the same
-//! reason a store whose every item (more than one) is refused fails too:
-//! that is a table or schema problem, not bad records.
+//! The write also decides which occurrence of a key counts in the
+//! aggregates. It sets the item's fields (and removes the stack's
+//! attributes the event lacks, so the item is replaced whole) and
+//! `streamstack_counted_in = if_not_exists(streamstack_counted_in, :pos)`,
+//! `:pos` being the key's first position in the slice, and asks for the
+//! item as it was (ReturnValues ALL_OLD). The position the item holds
+//! afterwards counts the key: set once by the first write of the key ever,
+//! it never changes, so whichever read of whichever slice holds that
+//! position counts the key, and every other occurrence (a duplicate in the
+//! stream, a replay) does not. One write a key, as before.
+//!
+//! A write DynamoDB refuses because of its item (a ValidationException for
+//! an item or key over its limits, an item collection too large, an item
+//! that is not valid attributes) is returned as [`Rejected`] (the consumer
+//! makes its record a dead letter) and everything else is stored. Any
+//! other failure fails the store, to be retried whole and, if it lasts,
+//! reported as a stall: throttling, 5xx and timeouts, but also errors about
+//! the caller rather than an item (access denied, expired credentials, a
+//! clock skew), which would otherwise turn every record into a dead
+//! letter. For the same reason a store whose every item (more than one) is
+//! refused fails too: that is a table or schema problem, not bad records.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::task::JoinSet;
 
-use super::batch::{BatchPlan, DeadLetter, ItemKey, Rejected};
+use super::batch::{BatchPlan, DeadLetter, Rejected};
 use super::item::{Item, write_units};
 use super::metrics::ConsumerMetrics;
+use super::program::Program;
 use crate::aws::{AwsError, ResultExt};
+use crate::names::attribute::COUNTED_IN;
 
 /// Where a batch goes.
 #[derive(Debug, Clone)]
@@ -57,21 +68,24 @@ pub enum SinkError {
     },
 }
 
+/// What a store did.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Items DynamoDB refuses for good.
+    pub rejected: Vec<Rejected>,
+    /// Key -> the position that counts it (the one its item holds).
+    pub counted: HashMap<String, String>,
+}
+
 #[derive(Clone)]
 pub struct Sink {
     dynamodb: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
     targets: Arc<SinkTargets>,
-    /// Items a BatchWriteItem call (DynamoDB takes at most 25).
-    write_items: usize,
-    /// BatchWriteItem calls in flight at once.
+    /// Writes in flight at once.
     concurrency: usize,
     metrics: Arc<ConsumerMetrics>,
 }
-
-/// Attempts at a chunk's UnprocessedItems before the batch fails (it is
-/// then retried whole by the consumer, which has not checkpointed).
-const UNPROCESSED_ATTEMPTS: usize = 8;
 
 /// Error codes DynamoDB gives for an item of a write, not for the caller:
 /// the only ones that make a record a dead letter.
@@ -86,15 +100,14 @@ impl Sink {
         dynamodb: aws_sdk_dynamodb::Client,
         s3: aws_sdk_s3::Client,
         targets: SinkTargets,
-        write_items: usize,
+        concurrency: usize,
         metrics: Arc<ConsumerMetrics>,
     ) -> Self {
         Self {
             dynamodb,
             s3,
             targets: Arc::new(targets),
-            write_items: write_items.clamp(1, 25),
-            concurrency: 4,
+            concurrency: concurrency.max(1),
             metrics,
         }
     }
@@ -105,56 +118,59 @@ impl Sink {
 
     /// Stores everything the plan holds; Ok means all of it is durable but
     /// the items returned as rejected, which DynamoDB refuses for good.
-    pub async fn store(&self, plan: &BatchPlan) -> Result<Vec<Rejected>, SinkError> {
+    pub async fn store(&self, plan: &BatchPlan, program: &Program) -> Result<Stored, SinkError> {
         self.store_dead_letters(&plan.dead_letters).await?;
-        let mut rejected = Vec::new();
-        let tweets = to_requests(
-            plan.items
-                .iter()
-                .map(|(key, item)| (ItemKey::Item(key.clone()), item)),
-        );
-        let aggregates = to_requests(
-            plan.aggregates
-                .iter()
-                .map(|((pk, sk), item)| (ItemKey::Aggregate(pk.clone(), sk.clone()), item)),
-        );
-        let mut chunks: Vec<(String, Vec<(ItemKey, WriteRequest)>)> = Vec::new();
-        for (table, requests) in [
-            (&self.targets.tweets_table, tweets),
-            (&self.targets.aggregates_table, aggregates),
-        ] {
-            for chunk in requests.chunks(self.write_items) {
-                chunks.push((table.clone(), chunk.to_vec()));
-            }
-        }
+        let removable: Arc<[String]> = program.item_attributes().into();
+        let key_attribute: Arc<str> = program.shape.partition_key.as_str().into();
         let mut tasks = JoinSet::new();
-        let mut pending = chunks.into_iter();
+        let mut pending = plan.items.iter().map(|(key, item)| {
+            let position = plan
+                .occurrences
+                .get(key)
+                .and_then(|o| o.first())
+                .map(|o| o.position.clone())
+                .unwrap_or_default();
+            (key.clone(), item.clone(), position)
+        });
+        let mut stored = Stored::default();
         let mut result = Ok(());
         loop {
             while tasks.len() < self.concurrency {
-                let Some((table, chunk)) = pending.next() else {
+                let Some((key, item, position)) = pending.next() else {
                     break;
                 };
-                let sink = self.clone();
-                tasks.spawn(async move { sink.write_chunk(table, chunk).await });
+                let (sink, removable, key_attribute) =
+                    (self.clone(), removable.clone(), key_attribute.clone());
+                tasks.spawn(async move {
+                    let written = sink
+                        .write_item(&key_attribute, &key, item, &position, &removable)
+                        .await;
+                    (key, position, written)
+                });
             }
             let Some(done) = tasks.join_next().await else {
                 break;
             };
-            match done
-                .map_err(|e| SinkError::Task(e.to_string()))
-                .and_then(|r| r)
-            {
-                Ok(refused) => rejected.extend(refused),
+            match done.map_err(|e| SinkError::Task(e.to_string())) {
+                Ok((key, position, Ok(held))) => {
+                    stored.counted.insert(key, held.unwrap_or(position));
+                }
+                Ok((key, _, Err(e))) if refuses_an_item(&e) => stored.rejected.push(Rejected {
+                    key,
+                    table: self.targets.tweets_table.clone(),
+                    code: e.code.clone().unwrap_or_else(|| "refused".into()),
+                    message: e.detail.clone(),
+                }),
+                Ok((_, _, Err(e))) if result.is_ok() => result = Err(e.into()),
                 Err(e) if result.is_ok() => result = Err(e),
-                Err(_) => {}
+                _ => {}
             }
         }
         result?;
-        let written = plan.items.len() + plan.aggregates.len();
+        let written = plan.items.len();
         if written > 1
-            && rejected.len() == written
-            && let Some(first) = rejected.first()
+            && stored.rejected.len() == written
+            && let Some(first) = stored.rejected.first()
         {
             return Err(SinkError::AllRefused {
                 count: written,
@@ -168,20 +184,73 @@ impl Sink {
         self.metrics
             .dead_letters
             .fetch_add(plan.dead_letters.len() as u64, Relaxed);
-        let refused_tweets = rejected
+        self.metrics
+            .tweets_stored
+            .fetch_add((written - stored.rejected.len()) as u64, Relaxed);
+        Ok(stored)
+    }
+
+    /// Writes one item (see the module's notes); the position the item held
+    /// before, if it held one.
+    async fn write_item(
+        &self,
+        key_attribute: &str,
+        key: &str,
+        mut item: Item,
+        position: &str,
+        removable: &[String],
+    ) -> Result<Option<String>, AwsError> {
+        let table = &self.targets.tweets_table;
+        let key_value = item
+            .remove(key_attribute)
+            .unwrap_or_else(|| AttributeValue::S(key.to_string()));
+        let new_units = write_units(&item);
+        let mut set = Vec::with_capacity(item.len() + 1);
+        let mut request = self
+            .dynamodb
+            .update_item()
+            .table_name(table)
+            .key(key_attribute, key_value)
+            .return_values(ReturnValue::AllOld)
+            .expression_attribute_names("#counted", COUNTED_IN)
+            .expression_attribute_values(":position", AttributeValue::S(position.to_string()));
+        let removed: Vec<&String> = removable
             .iter()
-            .filter(|r| matches!(r.key, ItemKey::Item(_)))
-            .count();
-        self.metrics.tweets_stored.fetch_add(
-            plan.items.len().saturating_sub(refused_tweets) as u64,
-            Relaxed,
-        );
-        let refused_aggregates = rejected.len() - refused_tweets;
-        self.metrics.aggregate_items.fetch_add(
-            plan.aggregates.len().saturating_sub(refused_aggregates) as u64,
-            Relaxed,
-        );
-        Ok(rejected)
+            .filter(|a| !item.contains_key(*a))
+            .collect();
+        for (n, (name, value)) in item.into_iter().enumerate() {
+            set.push(format!("#a{n} = :a{n}"));
+            request = request
+                .expression_attribute_names(format!("#a{n}"), name)
+                .expression_attribute_values(format!(":a{n}"), value);
+        }
+        set.push("#counted = if_not_exists(#counted, :position)".to_string());
+        let mut update = format!("SET {}", set.join(", "));
+        if !removed.is_empty() {
+            let names: Vec<String> = (0..removed.len()).map(|n| format!("#r{n}")).collect();
+            update.push_str(" REMOVE ");
+            update.push_str(&names.join(", "));
+            for (name, attribute) in names.into_iter().zip(removed) {
+                request = request.expression_attribute_names(name, attribute);
+            }
+        }
+        let out = request
+            .update_expression(update)
+            .send()
+            .await
+            .aws(format!("writing item {key} to table {table}"))?;
+        self.metrics.write_calls.fetch_add(1, Relaxed);
+        self.metrics.items_written.fetch_add(1, Relaxed);
+        // DynamoDB charges an update for the larger of the item before and after.
+        let old = out.attributes();
+        let old_units = old.map_or(0, |old| write_units(&old.clone()));
+        self.metrics
+            .write_units_items
+            .fetch_add(new_units.max(old_units), Relaxed);
+        Ok(old
+            .and_then(|old| old.get(COUNTED_IN))
+            .and_then(|p| p.as_s().ok())
+            .cloned())
     }
 
     /// Stores dead letters in S3 (one object each, idempotent keys); the
@@ -210,129 +279,10 @@ impl Sink {
         }
         Ok(())
     }
-
-    /// One chunk of writes: a BatchWriteItem and its UnprocessedItems,
-    /// retried with backoff; refused for good, split until the refused
-    /// items stand alone (they are returned, the rest is stored).
-    async fn write_chunk(
-        &self,
-        table: String,
-        chunk: Vec<(ItemKey, WriteRequest)>,
-    ) -> Result<Vec<Rejected>, SinkError> {
-        let mut rejected = Vec::new();
-        // Halves still to write; a refused call puts its two halves here.
-        let mut work = vec![chunk];
-        while let Some(part) = work.pop() {
-            match self.write_part(&table, &part).await {
-                Ok(()) => {}
-                Err(e) if refuses_an_item(&e) && part.len() > 1 => {
-                    let mut first = part;
-                    let second = first.split_off(first.len() / 2);
-                    work.push(second);
-                    work.push(first);
-                }
-                Err(e) if refuses_an_item(&e) => {
-                    let (key, _) = part.into_iter().next().expect("a part is not empty");
-                    rejected.push(Rejected {
-                        key,
-                        table: table.clone(),
-                        code: e.code.clone().unwrap_or_else(|| "refused".into()),
-                        message: e.detail.clone(),
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(rejected)
-    }
-
-    /// One BatchWriteItem and its UnprocessedItems, retried with backoff.
-    async fn write_part(
-        &self,
-        table: &str,
-        part: &[(ItemKey, WriteRequest)],
-    ) -> Result<(), AwsError> {
-        let mut requests: Vec<WriteRequest> = part.iter().map(|(_, r)| r.clone()).collect();
-        // Write units are counted for the items DynamoDB processed.
-        let units = match part.first() {
-            Some((ItemKey::Item(_), _)) => &self.metrics.write_units_items,
-            _ => &self.metrics.write_units_aggregates,
-        };
-        let mut delays = crate::aws::backoff(
-            Duration::from_millis(50),
-            Duration::from_secs(5),
-            Some(UNPROCESSED_ATTEMPTS),
-        );
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let count = requests.len();
-            let sent_units = request_units(&requests);
-            let out = self
-                .dynamodb
-                .batch_write_item()
-                .request_items(table, requests)
-                .send()
-                .await
-                .aws(format!("writing {count} item(s) to table {table}"))?;
-            self.metrics.write_calls.fetch_add(1, Relaxed);
-            let left: Vec<WriteRequest> = out
-                .unprocessed_items()
-                .and_then(|u| u.get(table))
-                .cloned()
-                .unwrap_or_default();
-            self.metrics
-                .items_written
-                .fetch_add((count - left.len()) as u64, Relaxed);
-            units.fetch_add(sent_units.saturating_sub(request_units(&left)), Relaxed);
-            if left.is_empty() {
-                return Ok(());
-            }
-            self.metrics.unprocessed_retries.fetch_add(1, Relaxed);
-            let Some(delay) = delays.next() else {
-                return Err(AwsError {
-                    action: format!("writing {count} item(s) to table {table}"),
-                    code: None,
-                    detail: format!(
-                        "{} item(s) still unprocessed after {attempts} attempts",
-                        left.len()
-                    ),
-                    class: crate::aws::ErrorClass::Transient,
-                });
-            };
-            tokio::time::sleep(delay).await;
-            requests = left;
-        }
-    }
-}
-
-/// Whether DynamoDB refused the call because of an item in it.
-/// The write units of the puts among `requests`.
-fn request_units(requests: &[WriteRequest]) -> u64 {
-    requests
-        .iter()
-        .filter_map(|r| r.put_request())
-        .map(|put| write_units(put.item()))
-        .sum()
 }
 
 fn refuses_an_item(e: &AwsError) -> bool {
     e.is_permanent() && e.code.as_deref().is_some_and(|c| ITEM_ERRORS.contains(&c))
-}
-
-/// Put requests of the items.
-fn to_requests<'a>(
-    items: impl Iterator<Item = (ItemKey, &'a Item)>,
-) -> Vec<(ItemKey, WriteRequest)> {
-    items
-        .map(|(key, item)| {
-            let put = PutRequest::builder()
-                .set_item(Some(item.clone()))
-                .build()
-                .expect("an item is set");
-            (key, WriteRequest::builder().put_request(put).build())
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 
 use crate::aws::{AwsError, ResultExt, is_conditional_failure};
 use crate::names::attribute::{LEASE_CHECKPOINT, LEASES_PK};
@@ -272,14 +273,45 @@ impl LeaseTable {
     /// lease is no longer this worker's (the batch is stored regardless:
     /// writes are idempotent, the new owner re-reads from its checkpoint).
     pub async fn checkpoint(&self, shard_id: &str, sequence: &str) -> Result<bool, AwsError> {
-        let result = self
+        self.move_checkpoint(shard_id, None, sequence).await
+    }
+
+    /// [`Self::checkpoint`], only from `expected` (None: no checkpoint yet),
+    /// as [`Self::commit`] does for a run that counts nothing. A retry after
+    /// a lost reply finds this worker at `sequence`: done.
+    pub async fn advance(
+        &self,
+        shard_id: &str,
+        expected: Option<&str>,
+        sequence: &str,
+    ) -> Result<bool, AwsError> {
+        if self
+            .move_checkpoint(shard_id, Some(expected), sequence)
+            .await?
+        {
+            return Ok(true);
+        }
+        Ok(self.get(shard_id).await?.is_some_and(|l| {
+            l.owner.as_deref() == Some(self.worker.as_str())
+                && l.checkpoint.as_deref() == Some(sequence)
+        }))
+    }
+
+    /// Moves the checkpoint to `sequence` while this worker owns the lease
+    /// and, when `expected` is given, the checkpoint is that one.
+    async fn move_checkpoint(
+        &self,
+        shard_id: &str,
+        expected: Option<Option<&str>>,
+        sequence: &str,
+    ) -> Result<bool, AwsError> {
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(LEASES_PK, s(shard_id))
             // A checkpoint is progress: whatever stall was recorded is over.
             .update_expression("SET #checkpoint = :seq, #at = :now REMOVE #stalled, #error")
-            .condition_expression("#owner = :me")
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_names("#checkpoint", LEASE_CHECKPOINT)
             .expression_attribute_names("#at", CHECKPOINTED_AT)
@@ -287,10 +319,140 @@ impl LeaseTable {
             .expression_attribute_names("#error", LAST_ERROR)
             .expression_attribute_values(":me", s(&self.worker))
             .expression_attribute_values(":seq", s(sequence))
-            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":now", n(now_ms()));
+        let request = match expected {
+            None => request.condition_expression("#owner = :me"),
+            Some(None) => {
+                request.condition_expression("#owner = :me AND attribute_not_exists(#checkpoint)")
+            }
+            Some(Some(expected)) => request
+                .condition_expression("#owner = :me AND #checkpoint = :expected")
+                .expression_attribute_values(":expected", s(expected)),
+        };
+        let result = request.send().await;
+        Ok(conditional(result, 0, format!("checkpointing shard {shard_id}"))?.is_some())
+    }
+
+    /// Commits a run of records ([`crate::processor::read::partial`]): its
+    /// partial counts (`puts`, into `table`) and the checkpoint's move from
+    /// `expected` to `checkpoint`, in one TransactWriteItems, on condition
+    /// that the lease is this worker's at `expected`. `checkpoint` None
+    /// adds counts under the same condition and leaves the checkpoint (one
+    /// record's counts in several transactions). False when the lease is
+    /// no longer this worker's at `expected`: nothing was written.
+    ///
+    /// A retry after a lost reply (the transaction applied, its answer
+    /// lost) finds the checkpoint moved: it is this worker's own commit
+    /// when the lease shows this worker at `checkpoint`.
+    pub async fn commit(
+        &self,
+        shard_id: &str,
+        expected: Option<&str>,
+        checkpoint: Option<&str>,
+        table: &str,
+        puts: &[HashMap<String, AttributeValue>],
+    ) -> Result<bool, AwsError> {
+        let action = format!("committing counts and checkpoint of shard {shard_id}");
+        let condition = match expected {
+            Some(_) => "#owner = :me AND #checkpoint = :expected",
+            None => "#owner = :me AND attribute_not_exists(#checkpoint)",
+        };
+        let mut names = HashMap::from([
+            ("#owner".to_string(), OWNER.to_string()),
+            ("#checkpoint".to_string(), LEASE_CHECKPOINT.to_string()),
+        ]);
+        let mut values = HashMap::from([(":me".to_string(), s(&self.worker))]);
+        if let Some(expected) = expected {
+            values.insert(":expected".into(), s(expected));
+        }
+        let built = |e: aws_sdk_dynamodb::error::BuildError| AwsError {
+            action: action.clone(),
+            code: None,
+            detail: e.to_string(),
+            class: crate::aws::ErrorClass::Permanent,
+        };
+        let lease_action = match checkpoint {
+            Some(sequence) => {
+                names.insert("#at".into(), CHECKPOINTED_AT.into());
+                names.insert("#stalled".into(), STALLED_SINCE.into());
+                names.insert("#error".into(), LAST_ERROR.into());
+                values.insert(":seq".into(), s(sequence));
+                values.insert(":now".into(), n(now_ms()));
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key(LEASES_PK, s(shard_id))
+                            .update_expression(
+                                "SET #checkpoint = :seq, #at = :now REMOVE #stalled, #error",
+                            )
+                            .condition_expression(condition)
+                            .set_expression_attribute_names(Some(names))
+                            .set_expression_attribute_values(Some(values))
+                            .build()
+                            .map_err(built)?,
+                    )
+                    .build()
+            }
+            None => TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .key(LEASES_PK, s(shard_id))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .build()
+                        .map_err(built)?,
+                )
+                .build(),
+        };
+        let mut items = Vec::with_capacity(puts.len() + 1);
+        for item in puts {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(table)
+                            .set_item(Some(item.clone()))
+                            .build()
+                            .map_err(built)?,
+                    )
+                    .build(),
+            );
+        }
+        items.push(lease_action);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
-        Ok(conditional(result, 0, format!("checkpointing shard {shard_id}"))?.is_some())
+        let refused = match result {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let lease_condition_failed = refused
+            .as_service_error()
+            .and_then(|e| match e {
+                TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                _ => None,
+            })
+            .is_some_and(|c| {
+                c.cancellation_reasons()
+                    .iter()
+                    .any(|r| r.code() == Some("ConditionalCheckFailed"))
+            });
+        if !lease_condition_failed {
+            return Err(AwsError::new(action, refused));
+        }
+        let Some(checkpoint) = checkpoint else {
+            return Ok(false);
+        };
+        Ok(self.get(shard_id).await?.is_some_and(|l| {
+            l.owner.as_deref() == Some(self.worker.as_str())
+                && l.checkpoint.as_deref() == Some(checkpoint)
+        }))
     }
 
     /// Records that the reader of `shard_id` has been retrying the same

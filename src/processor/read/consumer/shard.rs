@@ -18,7 +18,9 @@ use super::idle::Settledness;
 use super::lease::{LeaseTable, SHARD_END};
 use crate::aws::{AwsError, ResultExt};
 use crate::processor::read::batch::{self, InRecord};
+use crate::processor::read::item::write_units;
 use crate::processor::read::metrics::ConsumerMetrics;
+use crate::processor::read::partial::{self, Commit};
 use crate::processor::read::program::Program;
 use crate::processor::read::sink::Sink;
 
@@ -387,14 +389,15 @@ async fn read_until_end(
                     .fetch_add(plan.user_records as u64, Relaxed);
                 // Nothing is checkpointed before the sink has it all; a failed
                 // store is retried as a whole (its writes are idempotent).
-                let Some(rejected) =
+                let Some(stored) =
                     until_done(ctx, &shard, &mut stall, cancel, "storing a batch", || {
-                        ctx.sink.store(&plan)
+                        ctx.sink.store(&plan, &ctx.program)
                     })
                     .await
                 else {
                     return Ok(ReaderEnd::Stopped);
                 };
+                let rejected = &stored.rejected;
                 ctx.metrics.stored(
                     slice.iter().filter_map(|r| {
                         r.approximate_arrival_timestamp()
@@ -405,7 +408,7 @@ async fn read_until_end(
                 // What DynamoDB refuses for good is stored as dead letters
                 // (retried on its own: the store is not run again).
                 if !rejected.is_empty() {
-                    let letters = batch::rejected_dead_letters(&inputs, &plan, &rejected);
+                    let letters = batch::rejected_dead_letters(&inputs, &plan, rejected);
                     warn!(
                         dead_letters = letters.len(),
                         first_error = letters.first().map_or("", |l| l.error.as_str()),
@@ -428,25 +431,27 @@ async fn read_until_end(
                         .dead_letters
                         .fetch_add(letters.len() as u64, Relaxed);
                 }
+                // The slice's counts and its checkpoint, committed together.
+                let commits =
+                    partial::commits(&inputs, &plan, &stored.counted, &ctx.program, now_s());
                 drop(inputs);
-                let sequence = slice
-                    .last()
-                    .expect("chunks are not empty")
-                    .sequence_number()
-                    .to_string();
-                match until_done(ctx, &shard, &mut stall, cancel, "checkpointing", || {
-                    counted_checkpoint(ctx, &shard, &sequence)
-                })
-                .await
-                {
-                    None => return Ok(ReaderEnd::Stopped),
-                    Some(false) => return Ok(ReaderEnd::Lost),
-                    Some(true) => {}
+                for commit in &commits {
+                    match until_done(ctx, &shard, &mut stall, cancel, "committing", || {
+                        committed(ctx, &shard, last.as_deref(), commit)
+                    })
+                    .await
+                    {
+                        None => return Ok(ReaderEnd::Stopped),
+                        Some(false) => return Ok(ReaderEnd::Lost),
+                        Some(true) => {}
+                    }
+                    if let Some(sequence) = &commit.checkpoint {
+                        last = Some(sequence.clone());
+                    }
                 }
                 ctx.metrics.pending(&shard, None);
                 stall.recovered(ctx, &shard, true).await;
                 ctx.metrics.batch_stored(received.elapsed());
-                last = Some(sequence);
                 if cancel.is_cancelled() {
                     return Ok(ReaderEnd::Stopped);
                 }
@@ -479,6 +484,43 @@ async fn counted_checkpoint(
 ) -> Result<bool, AwsError> {
     ctx.metrics.write_units_checkpoints.fetch_add(1, Relaxed);
     ctx.leases.checkpoint(shard, sequence).await
+}
+
+/// One commit attempt ([`LeaseTable::commit`]), its write units counted:
+/// a transaction takes twice an item's units, and the lease's write is
+/// charged whether or not its condition holds. A commit with no counts is
+/// a plain conditional checkpoint.
+async fn committed(
+    ctx: &ReaderContext,
+    shard: &str,
+    expected: Option<&str>,
+    commit: &Commit,
+) -> Result<bool, AwsError> {
+    if commit.puts.is_empty()
+        && let Some(sequence) = &commit.checkpoint
+    {
+        ctx.metrics.write_units_checkpoints.fetch_add(1, Relaxed);
+        return ctx.leases.advance(shard, expected, sequence).await;
+    }
+    ctx.metrics.write_units_checkpoints.fetch_add(2, Relaxed);
+    let landed = ctx
+        .leases
+        .commit(
+            shard,
+            expected,
+            commit.checkpoint.as_deref(),
+            &ctx.sink.targets().aggregates_table,
+            &commit.puts,
+        )
+        .await?;
+    if landed {
+        let units: u64 = commit.puts.iter().map(|p| 2 * write_units(p)).sum();
+        ctx.metrics.write_units_aggregates.fetch_add(units, Relaxed);
+        ctx.metrics
+            .aggregate_items
+            .fetch_add(commit.puts.len() as u64, Relaxed);
+    }
+    Ok(landed)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use streamstack::processor::read::batch::{self, InRecord};
+use streamstack::processor::read::consumer::lease::LeaseTable;
 use streamstack::processor::read::metrics::ConsumerMetrics;
 use streamstack::processor::read::program::Program;
 use streamstack::processor::read::sink::{Sink, SinkTargets};
@@ -284,22 +286,17 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
     support::down_deleting_data(&file);
 }
 
-/// `scripts/fault_proxy.py` failing only BatchWriteItem, at a rate the test sets.
+/// `scripts/fault_proxy.py` failing only one call with one kind of fault,
+/// at a rate the test sets.
 struct HoldBack {
     child: Child,
     url: String,
 }
 
 impl HoldBack {
-    fn start() -> Self {
-        let (child, url) = support::start_fault_proxy(&[
-            "--rate",
-            "0",
-            "--kinds",
-            "error",
-            "--calls",
-            "dynamodb.BatchWriteItem",
-        ]);
+    fn start(call: &str, kind: &str) -> Self {
+        let (child, url) =
+            support::start_fault_proxy(&["--rate", "0", "--kinds", kind, "--calls", call]);
         Self { child, url }
     }
 
@@ -339,7 +336,8 @@ impl Drop for HoldBack {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shard_held_back_turns_status_red_and_counts_in_the_stall_metric() {
-    let proxy = HoldBack::start();
+    // The slices' commits (their counts and checkpoint) are held back.
+    let proxy = HoldBack::start("dynamodb.TransactWriteItems", "error");
     let copy = stack_copy("tweets.yaml", |t| t);
     let file = copy.path.to_str().unwrap().to_string();
     // The local processor reaches DynamoDB through the proxy; a stall is
@@ -375,10 +373,7 @@ async fn a_shard_held_back_turns_status_red_and_counts_in_the_stall_metric() {
         problem.contains("STALLED") && problem.contains("shardId-"),
         "{problem}"
     );
-    assert!(
-        problem.contains("BatchWriteItem") || problem.contains("writing"),
-        "{problem}"
-    );
+    assert!(problem.contains("committing"), "{problem}");
     assert_eq!(report["healthy"], false);
     let stalled = report["shards"]
         .as_array()
@@ -389,7 +384,10 @@ async fn a_shard_held_back_turns_status_red_and_counts_in_the_stall_metric() {
     // What was being done, and the service's answer (the proxy fails with
     // a 500 or a 503, each with DynamoDB's own error body).
     let last_error = stalled["last_error"].as_str().unwrap();
-    assert!(last_error.contains("item(s) to table"), "{stalled}");
+    assert!(
+        last_error.contains("committing counts and checkpoint"),
+        "{stalled}"
+    );
     assert!(
         ["InternalServerError", "ServiceUnavailable", "HTTP 5"]
             .iter()
@@ -400,7 +398,9 @@ async fn a_shard_held_back_turns_status_red_and_counts_in_the_stall_metric() {
         stalled["millis_behind"].as_i64().unwrap() >= 2_000,
         "lag counts from the checkpoint: {stalled}"
     );
-    assert!(scan_all(&aws, &table).await.is_empty());
+    // The items are written; their counts wait with the checkpoint.
+    let aggregates = format!("{}-local-aggregates", copy.name);
+    assert!(scan_all(&aws, &aggregates).await.is_empty());
 
     // The processor publishes the stall (every 10 s) for the alarm.
     eventually(
@@ -435,6 +435,10 @@ async fn a_shard_held_back_turns_status_red_and_counts_in_the_stall_metric() {
     proxy.rate(0.0);
     eventually(Duration::from_secs(60), "20 tweets stored", async || {
         scan_all(&aws, &table).await.len() == 20
+    })
+    .await;
+    eventually(Duration::from_secs(30), "20 tweets counted", async || {
+        support::top_all(&file).get("back") == Some(&20)
     })
     .await;
     eventually(
@@ -536,4 +540,116 @@ async fn down_finishes_after_a_reshard_and_vanished_shards_lose_their_lease() {
             .await
             .is_err()
     );
+}
+
+/// A partial count of 3 for `rust` in one window, as a run commits it.
+fn partial(first: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "pk".to_string(),
+            AttributeValue::S("hashtag#2026-12-03T10:00#0".into()),
+        ),
+        (
+            "sk".to_string(),
+            AttributeValue::S(format!("shardId-000000000000#{first}#0")),
+        ),
+        (
+            "counts".to_string(),
+            AttributeValue::M(HashMap::from([(
+                "rust".to_string(),
+                AttributeValue::N("3".into()),
+            )])),
+        ),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_counts_nothing_once_the_lease_is_lost_and_once_after_a_lost_reply() {
+    let Deployed {
+        copy: _copy,
+        file,
+        stack,
+        aws,
+    } = deployed(|t| t).await;
+    let (leases, aggregates) = (format!("{stack}-leases"), format!("{stack}-aggregates"));
+    let shard = "shardId-000000000000";
+    let mine = LeaseTable::new(aws.dynamodb(), &leases, "worker-a");
+    let theirs = LeaseTable::new(aws.dynamodb(), &leases, "worker-b");
+    mine.create_if_missing(shard, &[]).await.unwrap();
+    let lease = mine.get(shard).await.unwrap().unwrap();
+    mine.take(&lease).await.unwrap().expect("free lease taken");
+
+    // Another worker steals the lease: the transaction's condition fails,
+    // nothing of the run is written, the checkpoint does not move.
+    let lease = theirs.get(shard).await.unwrap().unwrap();
+    theirs.take(&lease).await.unwrap().expect("stolen");
+    let landed = mine
+        .commit(shard, None, Some("100"), &aggregates, &[partial("1")])
+        .await
+        .unwrap();
+    assert!(!landed, "a commit without the lease must not land");
+    assert!(scan_all(&aws, &aggregates).await.is_empty());
+    assert_eq!(mine.get(shard).await.unwrap().unwrap().checkpoint, None);
+
+    // Taken back. The commit's reply is lost (done upstream, then a 500),
+    // with no SDK retry: the caller sees a failure and commits again; the
+    // retry finds the checkpoint moved by its own first attempt.
+    let lease = mine.get(shard).await.unwrap().unwrap();
+    mine.take(&lease).await.unwrap().expect("taken back");
+    let proxy = HoldBack::start("dynamodb.TransactWriteItems", "lost-reply");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&proxy.url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let through_proxy = aws_sdk_dynamodb::Client::new(&config);
+    let mine = LeaseTable::new(through_proxy, &leases, "worker-a");
+    proxy.rate(1.0);
+    let first = mine
+        .commit(shard, None, Some("100"), &aggregates, &[partial("1")])
+        .await;
+    assert!(first.is_err(), "the reply was lost: {first:?}");
+    proxy.rate(0.0);
+    let retried = mine
+        .commit(shard, None, Some("100"), &aggregates, &[partial("1")])
+        .await
+        .unwrap();
+    assert!(retried, "the retry recognises its own commit");
+    let stored = scan_all(&aws, &aggregates).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        mine.get(shard)
+            .await
+            .unwrap()
+            .unwrap()
+            .checkpoint
+            .as_deref(),
+        Some("100")
+    );
+    // Counted once: `top` reads 3, not 6.
+    let top = support::json_of(&["top", &file, "-e", "local", "--all", "--by", "hashtag"]);
+    assert_eq!(top["top"], json!([{"value": "rust", "count": 3}]));
+    // The next run commits from there; one from the old place is refused.
+    assert!(
+        !mine
+            .commit(shard, None, Some("200"), &aggregates, &[partial("1")])
+            .await
+            .unwrap()
+    );
+    assert!(
+        mine.commit(
+            shard,
+            Some("100"),
+            Some("200"),
+            &aggregates,
+            &[partial("101")]
+        )
+        .await
+        .unwrap()
+    );
+    support::down_deleting_data(&file);
 }

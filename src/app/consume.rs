@@ -44,6 +44,12 @@ pub struct ConsumeReport {
 /// batch, checkpoints and releases its leases before it returns.
 /// `logs` ships the worker's log lines to the stack's log group from the
 /// moment the worker is known until it stops.
+/// Item writes a shard reader has in flight at most, whatever `batch.write_items`
+/// says: DynamoDB answers a write in a few milliseconds, so 8 carry well over a
+/// shard's 1,000 records a second, and more only queue (on the emulator, they
+/// starve the lease renewals sharing it).
+const WRITES_IN_FLIGHT: usize = 8;
+
 pub async fn consume(
     env: &Environment,
     options: &ConsumeOptions,
@@ -62,7 +68,7 @@ pub async fn consume(
             bucket: p.bucket.clone(),
             dead_letter_prefix: p.dead_letter_prefix.clone(),
         },
-        p.batch.write_items as usize,
+        WRITES_IN_FLIGHT.min(p.batch.write_items as usize),
         metrics.clone(),
     );
     let worker = consumer::worker_id();

@@ -23,6 +23,7 @@ cfn_resources          Describe/ListStackResources from template + events, never
 firehose_delivery      Kinesis -> Firehose -> S3 delivery with buffering, GZIP, prefixes
 kinesis_shards         no lost records under concurrent PutRecords; O(1) sequence numbers
 kinesis_reshard        closed shards end, keep their records; sequence numbers validated
+dynamodb_update        a refused UpdateItem changes nothing (no key-only or half-updated item)
 =====================  ==============================================================
 
 Two modules are shared by the others and patch nothing themselves:
@@ -88,6 +89,7 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
         cfn_resources,
         cfn_s3,
         cfn_vpc,
+        dynamodb_update,
         ec2_vpc,
         kinesis_reshard,
         kinesis_shards,
@@ -115,6 +117,7 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
     cfn_resources.apply()
     kinesis_shards.apply()
     kinesis_reshard.apply()
+    dynamodb_update.apply()
 
     if start_delivery:
         from . import firehose_delivery

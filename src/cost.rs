@@ -97,8 +97,9 @@ pub struct Workload {
     pub records_per_s: f64,
     /// Average record size in KB (an X API v2 tweet with its author: about 3 KB).
     pub record_kb: f64,
-    /// DynamoDB items a record writes: the item and its aggregate memberships
-    /// (tweets: hashtags and language, 3.4 on the sample data; `plan`
+    /// DynamoDB writes a record makes, in small-item units: its item, and its
+    /// share of its slice's partial counts and checkpoint (tweets: about
+    /// 1.05 on the sample data, 3.4 with the old membership items; `plan`
     /// measures it on the stack's replay file).
     pub items_per_record: f64,
     /// Compressed size of the archive relative to the raw stream (GZIP on tweets: about 0.15).
@@ -110,7 +111,7 @@ impl Default for Workload {
         Self {
             records_per_s: 100.0,
             record_kb: 3.0,
-            items_per_record: 3.4,
+            items_per_record: 1.05,
             archive_ratio: 0.15,
         }
     }
@@ -241,7 +242,7 @@ pub fn estimate(resolved: &Resolved, workload: Workload, prices: &Prices) -> Est
         0.0,
     );
 
-    // DynamoDB: one write unit per KB of a tweet item, one per membership.
+    // DynamoDB: one write unit per KB of a tweet item, and the counts' and checkpoints' share.
     let wru_per_record =
         (workload.record_kb / 2.0).ceil().max(1.0) + (workload.items_per_record - 1.0);
     let writes = records_month * wru_per_record;

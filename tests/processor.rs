@@ -258,6 +258,17 @@ async fn two_consumers_share_four_shards_and_a_killed_one_is_taken_over_without_
             .map(|i| i.to_string())
             .collect::<HashSet<_>>()
     );
+    // Counted once through the steal and the take-over: every aggregate is
+    // the pure transform's tally.
+    let want = support::synthetic_plan(1_000_000, 6000);
+    for (n, aggregate) in Program::default().aggregates.iter().enumerate() {
+        assert_eq!(
+            support::top_all_by(&file, &aggregate.name),
+            support::expected_top_of(&want, n),
+            "{}",
+            aggregate.name
+        );
+    }
     // b released everything on its way out.
     let o = owners(&aws, &leases).await;
     assert!(

@@ -3,7 +3,7 @@
 //!
 //! - Faults: `scripts/fault_proxy.py` sits between the processor and the
 //!   emulator and fails 5% of the calls of every kind the way AWS fails
-//!   (throttling, partial PutRecords failures, UnprocessedItems, 500/503
+//!   (throttling, partial PutRecords failures, 500/503
 //!   with and without the work done, replies slower than the client's
 //!   timeout, connection resets). 20,000 tweets go through; the table must
 //!   hold each exactly once and the aggregates count each once.
@@ -21,32 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use streamstack::processor::read::batch::{self, BatchPlan, InRecord};
+use streamstack::processor::read::batch::BatchPlan;
 use streamstack::processor::read::program::Program;
-use streamstack::processor::write::source::synthetic;
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, streamstack_std};
-
-/// The synthetic source's default seed (`produce --seed`).
-const SYNTHETIC_SEED: u64 = 1;
-
-/// What the table and the aggregates must hold once `count` synthetic
-/// tweets from `first_id` are processed, from the pure transform.
-fn expected(first_id: u64, count: u64) -> BatchPlan {
-    let records: Vec<_> = (0..count)
-        .map(|n| synthetic::tweet(SYNTHETIC_SEED, first_id, n))
-        .collect();
-    let inputs: Vec<InRecord<'_>> = records
-        .iter()
-        .map(|r| InRecord {
-            shard_id: "s",
-            sequence_number: "1",
-            partition_key: &r.partition_key,
-            data: &r.data,
-            arrival_s: None,
-        })
-        .collect();
-    batch::plan(&inputs, &Program::default(), 0)
-}
 
 /// Checks the stored data against the plan: each tweet once, each
 /// aggregate's counts exactly the pure tally, no dead letter.
@@ -151,11 +128,14 @@ fn fault_summary(who: &str, stats: &Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice() {
-    const TWEETS: u64 = 20_000;
+    // 6,000: every item is one UpdateItem, which the emulator takes at a
+    // few hundred a second (20,000 took 15 minutes through the proxy).
+    const TWEETS: u64 = 6_000;
     const FIRST_ID: u64 = 7_000_000;
-    // Pages of 100 records: about 200 GetRecords calls, so that 5% of them
-    // fault with near certainty (10,000-record pages made about 40 calls at
-    // the reader's 400 ms pace, and none faulted in 1 run of 7 or so).
+    // Pages of 50 records: about 130 GetRecords calls and as many commits,
+    // so that 5% of each fault with near certainty (10,000-record pages
+    // made about 40 calls at the reader's 400 ms pace, and none faulted in
+    // 1 run of 7 or so).
     let d = deployed(|t| {
         assert!(
             t.contains("get_records: 10000"),
@@ -163,11 +143,11 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
         );
         t.replace(
             "batch: { put_records: 500, get_records: 10000, write_items: 25 }",
-            "batch: { put_records: 500, get_records: 100, write_items: 25 }",
+            "batch: { put_records: 500, get_records: 50, write_items: 25 }",
         )
     })
     .await;
-    let want = expected(FIRST_ID, TWEETS);
+    let want = support::synthetic_plan(FIRST_ID, TWEETS);
     let dir = d.copy.dir.path().to_path_buf();
     // One proxy a process, so each process's retries can be set against the faults it met.
     let producer_proxy = FaultProxy::start(66, 0.05, &dir);
@@ -247,10 +227,12 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
             .map_or(0, |k| k.values().map(count).sum::<u64>())
     };
     assert!(faulted(&producer_faults, "kinesis.PutRecords") > 0);
+    // Item writes (UpdateItem) and commits (the counts and the checkpoint,
+    // one TransactWriteItems) met faults too, and lost or doubled nothing.
     for call in [
         "kinesis.GetRecords",
-        "dynamodb.BatchWriteItem",
         "dynamodb.UpdateItem",
+        "dynamodb.TransactWriteItems",
     ] {
         assert!(
             faulted(&consumer_faults, call) > 0,
@@ -285,15 +267,6 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
         );
     }
     let partial = |stats: &Value, call: &str| count(&stats["faults"][call]["partial"]);
-    // Only the proxy makes UnprocessedItems here, and the sink retried each
-    // it received (one can be lost to the call timeout on a loaded machine:
-    // the whole call is then retried)...
-    let unprocessed = count(&consumed["metrics"]["unprocessed_retries"]);
-    let partial_writes = partial(&consumer_faults, "dynamodb.BatchWriteItem");
-    assert!(
-        unprocessed > 0 && unprocessed <= partial_writes,
-        "{unprocessed} UnprocessedItems retries for {partial_writes} partial writes"
-    );
     // ...and each partly failed PutRecords had its failed entries (one or more) sent again.
     assert!(count(&p["retried"]) >= partial(&producer_faults, "kinesis.PutRecords"));
     assert!(
@@ -310,7 +283,7 @@ async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_onc
     const FIRST_ID: u64 = 9_000_000;
     const KILLS: usize = 5;
     let d = deployed(|t| t).await;
-    let want = expected(FIRST_ID, TWEETS);
+    let want = support::synthetic_plan(FIRST_ID, TWEETS);
     let tweets_table = format!("{}-tweets", d.stack);
 
     // Tweets keep arriving (2,000 a second) while the consumer dies and comes back.
@@ -341,8 +314,9 @@ async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_onc
     let mut stored_at_kill = Vec::new();
     for _ in 0..KILLS {
         let mut c = consumer();
-        // Somewhere in a lease takeover, a read, a store or a checkpoint.
-        tokio::time::sleep(Duration::from_millis(rng.u64(1_500..4_000))).await;
+        // Somewhere in a lease takeover (the last one's leases expire
+        // after 2 s), a read, a store or a commit.
+        tokio::time::sleep(Duration::from_millis(rng.u64(3_000..6_000))).await;
         c.kill().unwrap(); // SIGKILL: no handover, no last checkpoint
         c.wait().unwrap();
         stored_at_kill.push(scan_all(&d.aws, &tweets_table).await.len());
@@ -378,4 +352,75 @@ async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_onc
     assert_eq!(support::top_all(&d.file), support::expected_top(&want));
 
     support::down_deleting_data(&d.file);
+}
+
+/// Synthetic tweets through a shard split in the middle, then the same
+/// tweets again (a replay) with new ones: every aggregate counts each tweet
+/// once, in parent and child shards alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn counts_stay_exact_through_a_split_and_a_replay() {
+    const FIRST_ID: u64 = 11_000_000;
+    let d = deployed(|t| t).await;
+    let produce = |count: u64| {
+        run_ok(
+            streamstack_std()
+                .args([
+                    "--output",
+                    "json",
+                    "produce",
+                    &d.file,
+                    "-e",
+                    "local",
+                    "--synthetic",
+                ])
+                .args([
+                    "--count",
+                    &count.to_string(),
+                    "--first-id",
+                    &FIRST_ID.to_string(),
+                ]),
+            "produce",
+        );
+    };
+    produce(1_500);
+    support::consume_until_idle(&d.file);
+    let before = support::synthetic_plan(FIRST_ID, 1_500);
+    assert_eq!(
+        support::top_all_by(&d.file, "lang"),
+        support::expected_top_of(&before, 1)
+    );
+
+    // Split shard 0: its records stay in it, new ones go to its children.
+    let stream = format!("{}-stream", d.stack);
+    let kinesis = d.aws.kinesis();
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    let parent = &shards.shards()[0];
+    let range = parent.hash_key_range().unwrap();
+    let middle = (range.starting_hash_key().parse::<u128>().unwrap()
+        + range.ending_hash_key().parse::<u128>().unwrap())
+        / 2;
+    kinesis
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split(parent.shard_id())
+        .new_starting_hash_key(middle.to_string())
+        .send()
+        .await
+        .unwrap();
+    // The first 1,500 again (now in the children), and 1,000 new ones.
+    produce(2_500);
+    support::consume_until_idle(&d.file);
+    let want = support::synthetic_plan(FIRST_ID, 2_500);
+    assert_stored_exactly(&d, &want).await;
+    let leases = scan_all(&d.aws, &format!("{}-leases", d.stack)).await;
+    assert_eq!(
+        leases.len(),
+        4,
+        "the parent, its two children, the other shard"
+    );
 }

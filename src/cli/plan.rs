@@ -21,7 +21,7 @@ pub struct PlanArgs {
     /// Average record size in KB the cost estimate assumes.
     #[arg(long, default_value_t = 3.0, value_name = "KB")]
     pub record_kb: f64,
-    /// DynamoDB items a record writes (the item and its aggregate memberships); default: measured on the stack's replay file, or one per declared aggregate plus the item.
+    /// DynamoDB writes a record makes, in small-item units (its item, and its share of the slice's partial counts and checkpoint); default: measured on the stack's replay file, or assumed from the declared aggregates.
     #[arg(long, value_name = "N")]
     pub items_per_record: Option<f64>,
 }

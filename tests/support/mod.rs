@@ -206,6 +206,20 @@ pub fn pure_plan<'a>(
     batch::plan(&records, program, 0)
 }
 
+/// What the table and the aggregates must hold once `count` synthetic
+/// tweets from `first_id` (the default seed, as `produce --synthetic`) are
+/// processed, from the pure transform.
+pub fn synthetic_plan(first_id: u64, count: u64) -> BatchPlan {
+    use streamstack::processor::write::source::synthetic;
+    let records: Vec<_> = (0..count)
+        .map(|n| synthetic::tweet(1, first_id, n))
+        .collect();
+    pure_plan(
+        records.iter().map(|r| r.data.as_slice()),
+        &streamstack::processor::read::program::Program::default(),
+    )
+}
+
 pub fn expected_top(plan: &BatchPlan) -> std::collections::BTreeMap<String, u64> {
     expected_top_of(plan, 0)
 }
@@ -249,7 +263,9 @@ pub fn consume_until_idle(file: &str) -> serde_json::Value {
             "--idle-poll-ms",
             "200",
         ])
-        .timeout(std::time::Duration::from_secs(120))
+        // Each item is one UpdateItem: the emulator takes a few hundred a
+        // second, shared by the tests running beside this one.
+        .timeout(std::time::Duration::from_secs(360))
         .output()
         .unwrap();
     assert!(

@@ -207,15 +207,10 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
     let share = count(&consumer_faults["total_faults"]) as f64
         / count(&consumer_faults["total_calls"]) as f64;
     assert!((0.035..0.065).contains(&share), "fault share {share}");
+    // (No partial kind: the consumer's writes are single items and
+    // transactions, which fail whole; the producer's PutRecords meet it.)
     let kinds = &consumer_faults["faults_by_kind"];
-    for kind in [
-        "throttle",
-        "partial",
-        "error",
-        "lost-reply",
-        "slow",
-        "reset",
-    ] {
+    for kind in ["throttle", "error", "lost-reply", "slow", "reset"] {
         assert!(
             count(&kinds[kind]) > 0,
             "no {kind} fault was injected: {kinds}"
@@ -279,7 +274,7 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_once() {
-    const TWEETS: u64 = 8_000;
+    const TWEETS: u64 = 4_000;
     const FIRST_ID: u64 = 9_000_000;
     const KILLS: usize = 5;
     let d = deployed(|t| t).await;
@@ -316,7 +311,7 @@ async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_onc
         let mut c = consumer();
         // Somewhere in a lease takeover (the last one's leases expire
         // after 2 s), a read, a store or a commit.
-        tokio::time::sleep(Duration::from_millis(rng.u64(3_000..6_000))).await;
+        tokio::time::sleep(Duration::from_millis(rng.u64(4_000..8_000))).await;
         c.kill().unwrap(); // SIGKILL: no handover, no last checkpoint
         c.wait().unwrap();
         stored_at_kill.push(scan_all(&d.aws, &tweets_table).await.len());

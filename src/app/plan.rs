@@ -110,13 +110,49 @@ mod tests {
     #[test]
     fn the_estimate_measures_partial_counts_not_a_write_a_value() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/tweets.yaml");
-        let stack = crate::spec::load(std::path::Path::new(path), Some("local"))
+        let mut stack = crate::spec::load(std::path::Path::new(path), Some("local"))
             .unwrap()
             .stack;
+        // Live tweets: 50 a second, so a slice of 100 falls in one or two
+        // minutes and writes one partial count an aggregate and minute.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("live.jsonl");
+        let lines: Vec<u8> = (0..2_000)
+            .flat_map(|n| {
+                let mut line = crate::processor::write::source::synthetic::tweet(1, 1, n).data;
+                line.push(b'\n');
+                line
+            })
+            .collect();
+        std::fs::write(&file, lines).unwrap();
+        let replay = stack
+            .processor
+            .source
+            .as_mut()
+            .unwrap()
+            .replay
+            .as_mut()
+            .unwrap();
+        replay.file = file.to_string_lossy().into_owned();
         let (per_record, basis) = items_per_record_of(&stack).unwrap();
         assert!(basis.starts_with("measured on"), "{basis}");
         // The item, and a few hundredths for the slice's counts and
-        // checkpoint; the membership design measured 3.4 here.
-        assert!((1.0..1.2).contains(&per_record), "{per_record}");
+        // checkpoint; the membership design measured 3.4 a tweet.
+        assert!((1.0..1.1).contains(&per_record), "{per_record}");
+        // The bundled sample spans two years (201 minutes in 218 tweets):
+        // each tweet is its own window, so each slice writes a partial
+        // count a tweet and aggregate, transactionally.
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/data/tweets-v2.jsonl");
+        let replay = stack
+            .processor
+            .source
+            .as_mut()
+            .unwrap()
+            .replay
+            .as_mut()
+            .unwrap();
+        replay.file = sample.into();
+        let (per_record, _) = items_per_record_of(&stack).unwrap();
+        assert!(per_record > 3.0, "{per_record}");
     }
 }

@@ -132,10 +132,10 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
     // few hundred a second (20,000 took 15 minutes through the proxy).
     const TWEETS: u64 = 6_000;
     const FIRST_ID: u64 = 7_000_000;
-    // Pages of 50 records: about 130 GetRecords calls and as many commits,
-    // so that 5% of each fault with near certainty (10,000-record pages
-    // made about 40 calls at the reader's 400 ms pace, and none faulted in
-    // 1 run of 7 or so).
+    // PutRecords of 50 and pages of 50 records: about 120 PutRecords, 130
+    // GetRecords calls and as many commits, so that 5% of each fault with
+    // near certainty (10,000-record pages made about 40 calls at the
+    // reader's 400 ms pace, and none faulted in 1 run of 7 or so).
     let d = deployed(|t| {
         assert!(
             t.contains("get_records: 10000"),
@@ -143,7 +143,7 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
         );
         t.replace(
             "batch: { put_records: 500, get_records: 10000, write_items: 25 }",
-            "batch: { put_records: 500, get_records: 50, write_items: 25 }",
+            "batch: { put_records: 50, get_records: 50, write_items: 25 }",
         )
     })
     .await;

@@ -1,5 +1,5 @@
-//! What one batch of Kinesis records becomes: items, aggregate membership
-//! items and dead letters, by the stack's [`Program`] (the built-in tweet
+//! What one batch of Kinesis records becomes: items, what their events
+//! count in the aggregates, and dead letters, by the stack's [`Program`] (the built-in tweet
 //! transform, or a jq transform). Pure (no I/O, no clock: the caller passes
 //! the time), so the sink, the `transform` dry run and `test` share it.
 //!

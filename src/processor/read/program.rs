@@ -72,8 +72,9 @@ pub struct ProgramError {
 pub const MAX_EVENTS: usize = 10_000;
 /// Most values an event may count under, for one aggregate.
 pub const MAX_VALUES: usize = 1_000;
-/// Longest key: a key is also part of each aggregate membership's sort key
-/// (`value#key`), which DynamoDB caps at 1,024 bytes, with the value's 200.
+/// Longest key. DynamoDB takes 2,048 bytes in a partition key; 800 was set
+/// when a key was also part of the aggregates' sort keys, and is kept so
+/// that no stack file's accepted keys change.
 pub const MAX_KEY_BYTES: usize = 800;
 
 impl Program {

@@ -15,3 +15,4 @@ pub mod partial;
 pub mod program;
 pub mod sink;
 pub mod transform;
+pub mod tweet_item;

@@ -25,6 +25,18 @@ use streamstack::processor::read::batch::BatchPlan;
 use streamstack::processor::read::program::Program;
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, streamstack_std};
 
+/// One test of this file at a time: each drives the emulator as hard as it
+/// takes item writes (one UpdateItem a tweet), and the kill test's pacing
+/// (a consumer's few seconds of life must see progress) only holds when it
+/// has the emulator to itself.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Checks the stored data against the plan: each tweet once, each
 /// aggregate's counts exactly the pure tally, no dead letter.
 async fn assert_stored_exactly(d: &Deployed, want: &BatchPlan) {
@@ -128,6 +140,7 @@ fn fault_summary(who: &str, stats: &Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // 6,000: every item is one UpdateItem, which the emulator takes at a
     // few hundred a second (20,000 took 15 minutes through the proxy).
     const TWEETS: u64 = 6_000;
@@ -274,6 +287,7 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const TWEETS: u64 = 4_000;
     const FIRST_ID: u64 = 9_000_000;
     const KILLS: usize = 5;
@@ -354,6 +368,7 @@ async fn a_consumer_killed_at_random_moments_and_restarted_stores_each_tweet_onc
 /// once, in parent and child shards alike.
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_stay_exact_through_a_split_and_a_replay() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const FIRST_ID: u64 = 11_000_000;
     let d = deployed(|t| t).await;
     let produce = |count: u64| {

@@ -29,13 +29,7 @@ use support::{Deployed, deployed, json_out, keys_under, s, scan_all, streamstack
 /// takes item writes (one UpdateItem a tweet), and the kill test's pacing
 /// (a consumer's few seconds of life must see progress) only holds when it
 /// has the emulator to itself.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Checks the stored data against the plan: each tweet once, each
 /// aggregate's counts exactly the pure tally, no dead letter.

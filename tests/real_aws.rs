@@ -465,26 +465,7 @@ async fn down_finishes_after_a_reshard_and_vanished_shards_lose_their_lease() {
         .collect();
     produce(&file, &write_lines(copy.dir.path(), "first.jsonl", &first));
     // Split shard 0 (its records stay in it, new ones go to its children).
-    let kinesis = aws.kinesis();
-    let shards = kinesis
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap();
-    let parent = &shards.shards()[0];
-    let range = parent.hash_key_range().unwrap();
-    let middle = (range.starting_hash_key().parse::<u128>().unwrap()
-        + range.ending_hash_key().parse::<u128>().unwrap())
-        / 2;
-    kinesis
-        .split_shard()
-        .stream_name(&stream)
-        .shard_to_split(parent.shard_id())
-        .new_starting_hash_key(middle.to_string())
-        .send()
-        .await
-        .unwrap();
+    let parent = support::split_first_shard(&aws, &stream).await;
     let second: Vec<Value> = (31..=60)
         .map(|i| tweet(9_000 + i, "after #split", &["split"]))
         .collect();
@@ -506,10 +487,7 @@ async fn down_finishes_after_a_reshard_and_vanished_shards_lose_their_lease() {
     assert_eq!(scan_all(&aws, &format!("{stack}-tweets")).await.len(), 60);
     let table = scan_all(&aws, &leases).await;
     let lease = |id: &str| table.iter().find(|l| s(l, "shard_id") == id).cloned();
-    assert_eq!(
-        s(&lease(parent.shard_id()).unwrap(), "checkpoint"),
-        "SHARD_END"
-    );
+    assert_eq!(s(&lease(&parent).unwrap(), "checkpoint"), "SHARD_END");
     assert!(
         lease("shardId-000000000099").is_none(),
         "the vanished shard's lease is removed"

@@ -395,27 +395,7 @@ async fn counts_stay_exact_through_a_split_and_a_replay() {
     );
 
     // Split shard 0: its records stay in it, new ones go to its children.
-    let stream = format!("{}-stream", d.stack);
-    let kinesis = d.aws.kinesis();
-    let shards = kinesis
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap();
-    let parent = &shards.shards()[0];
-    let range = parent.hash_key_range().unwrap();
-    let middle = (range.starting_hash_key().parse::<u128>().unwrap()
-        + range.ending_hash_key().parse::<u128>().unwrap())
-        / 2;
-    kinesis
-        .split_shard()
-        .stream_name(&stream)
-        .shard_to_split(parent.shard_id())
-        .new_starting_hash_key(middle.to_string())
-        .send()
-        .await
-        .unwrap();
+    support::split_first_shard(&d.aws, &format!("{}-stream", d.stack)).await;
     // The first 1,500 again (now in the children), and 1,000 new ones.
     produce(2_500);
     support::consume_until_idle(&d.file);

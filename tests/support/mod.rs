@@ -332,3 +332,29 @@ pub fn start_fault_proxy(args: &[&str]) -> (std::process::Child, String) {
         .to_string();
     (child, url)
 }
+
+/// Splits the stream's first shard in the middle of its hash range (its
+/// records stay in it, new ones go to its two children); the parent's id.
+pub async fn split_first_shard(aws: &Aws, stream: &str) -> String {
+    let kinesis = aws.kinesis();
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    let parent = &shards.shards()[0];
+    let range = parent.hash_key_range().unwrap();
+    let middle = (range.starting_hash_key().parse::<u128>().unwrap()
+        + range.ending_hash_key().parse::<u128>().unwrap())
+        / 2;
+    kinesis
+        .split_shard()
+        .stream_name(stream)
+        .shard_to_split(parent.shard_id())
+        .new_starting_hash_key(middle.to_string())
+        .send()
+        .await
+        .unwrap();
+    parent.shard_id().to_string()
+}

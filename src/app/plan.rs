@@ -125,16 +125,13 @@ mod tests {
             })
             .collect();
         std::fs::write(&file, lines).unwrap();
-        let replay = stack
-            .processor
-            .source
-            .as_mut()
-            .unwrap()
-            .replay
-            .as_mut()
-            .unwrap();
-        replay.file = file.to_string_lossy().into_owned();
-        let (per_record, basis) = items_per_record_of(&stack).unwrap();
+        // The stack's estimate with `replay` as its sample data.
+        let mut measured_on = |replay: &str| {
+            let source = stack.processor.source.as_mut().unwrap();
+            source.replay.as_mut().unwrap().file = replay.to_string();
+            items_per_record_of(&stack).unwrap()
+        };
+        let (per_record, basis) = measured_on(&file.to_string_lossy());
         assert!(basis.starts_with("measured on"), "{basis}");
         // The item, and a few hundredths for the slice's counts and
         // checkpoint; the membership design measured 3.4 a tweet.
@@ -143,16 +140,7 @@ mod tests {
         // each tweet is its own window, so each slice writes a partial
         // count a tweet and aggregate, transactionally.
         let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/data/tweets-v2.jsonl");
-        let replay = stack
-            .processor
-            .source
-            .as_mut()
-            .unwrap()
-            .replay
-            .as_mut()
-            .unwrap();
-        replay.file = sample.into();
-        let (per_record, _) = items_per_record_of(&stack).unwrap();
+        let (per_record, _) = measured_on(sample);
         assert!(per_record > 3.0, "{per_record}");
     }
 }

@@ -243,7 +243,7 @@ impl Sink {
         self.metrics.items_written.fetch_add(1, Relaxed);
         // DynamoDB charges an update for the larger of the item before and after.
         let old = out.attributes();
-        let old_units = old.map_or(0, |old| write_units(&old.clone()));
+        let old_units = old.map_or(0, write_units);
         self.metrics
             .write_units_items
             .fetch_add(new_units.max(old_units), Relaxed);

@@ -24,6 +24,8 @@ firehose_delivery      Kinesis -> Firehose -> S3 delivery with buffering, GZIP, 
 kinesis_shards         no lost records under concurrent PutRecords; O(1) sequence numbers
 kinesis_reshard        closed shards end, keep their records; sequence numbers validated
 dynamodb_update        a refused UpdateItem changes nothing (no key-only or half-updated item)
+dynamodb_transactions  a cancelled TransactWriteItems undoes its own items, not whole tables
+server_dispatch        no directory listing per request in the server's dispatcher
 =====================  ==============================================================
 
 Two modules are shared by the others and patch nothing themselves:
@@ -89,10 +91,12 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
         cfn_resources,
         cfn_s3,
         cfn_vpc,
+        dynamodb_transactions,
         dynamodb_update,
         ec2_vpc,
         kinesis_reshard,
         kinesis_shards,
+        server_dispatch,
     )
 
     # ...once moto's cached type -> model maps are rebuilt.
@@ -118,6 +122,8 @@ def apply_all(start_delivery: bool = True, tick: float = 0.5) -> object | None:
     kinesis_shards.apply()
     kinesis_reshard.apply()
     dynamodb_update.apply()
+    dynamodb_transactions.apply()
+    server_dispatch.apply()
 
     if start_delivery:
         from . import firehose_delivery

@@ -265,6 +265,75 @@ async fn writes_dynamodb_refuses_become_dead_letters_with_its_reason_and_the_res
     assert_eq!(letters[0].data, lines[2]);
     sink.store_dead_letters(&letters).await.unwrap();
     assert_eq!(keys_under(&aws, &bucket, "dead-letters/").await.len(), 2);
+    // The same tweets again, later in the stream (a duplicate or a replay
+    // from elsewhere): each item is replaced whole (a field changed, a list
+    // it no longer has gone) but keeps the position that counted it first,
+    // and that position, not the new one, is what the store says counts it.
+    let later_seqs: Vec<String> = (101..=130).map(|i| i.to_string()).collect();
+    let later: Vec<InRecord<'_>> = records
+        .iter()
+        .zip(&later_seqs)
+        .map(|(r, seq)| InRecord {
+            sequence_number: seq,
+            ..*r
+        })
+        .collect();
+    let mut again = batch::plan(&later, &Program::default(), 1_800_000_000);
+    again.items.remove("5003");
+    again.items.remove("5007");
+    for item in again.items.values_mut() {
+        item.insert("text".into(), AttributeValue::S("edited".into()));
+        item.remove("hashtags");
+    }
+    // One key whose item predates counting (no position): this write claims it.
+    let legacy = aws
+        .dynamodb()
+        .get_item()
+        .table_name(format!("{stack}-tweets"))
+        .key("tweet_id", AttributeValue::S("5010".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let mut legacy = legacy;
+    legacy.remove("streamstack_counted_in");
+    aws.dynamodb()
+        .put_item()
+        .table_name(format!("{stack}-tweets"))
+        .set_item(Some(legacy))
+        .send()
+        .await
+        .unwrap();
+    let calls_before = metrics
+        .write_calls
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let restored = sink.store(&again, &program).await.unwrap();
+    assert!(restored.rejected.is_empty(), "{:?}", restored.rejected);
+    assert_eq!(restored.counted.len(), 28);
+    let tweets = scan_all(&aws, &format!("{stack}-tweets")).await;
+    assert_eq!(tweets.len(), 28);
+    for tweet in &tweets {
+        let id = tweet["tweet_id"].as_s().unwrap();
+        let held = tweet["streamstack_counted_in"].as_s().unwrap();
+        let (first, now) = (
+            &plan.occurrences[id][0].position,
+            &again.occurrences[id][0].position,
+        );
+        let expected = if id == "5010" { now } else { first };
+        assert_eq!(held, expected, "{id}");
+        assert_eq!(&restored.counted[id], expected, "{id}");
+        assert_eq!(tweet["text"].as_s().unwrap(), "edited");
+        assert!(!tweet.contains_key("hashtags"), "{id}: {tweet:?}");
+    }
+    // A new key (and the legacy one) is one put; a key counted elsewhere is two.
+    assert_eq!(
+        metrics
+            .write_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - calls_before,
+        1 + 27 * 2
+    );
     // Every item refused is a table or schema problem, not bad records: the
     // store fails (and is retried, then reported as a stall) instead of
     // dead-lettering a whole stream.

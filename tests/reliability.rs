@@ -229,11 +229,11 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
             .map_or(0, |k| k.values().map(count).sum::<u64>())
     };
     assert!(faulted(&producer_faults, "kinesis.PutRecords") > 0);
-    // Item writes (UpdateItem) and commits (the counts and the checkpoint,
+    // Item writes (PutItem) and commits (the counts and the checkpoint,
     // one TransactWriteItems) met faults too, and lost or doubled nothing.
     for call in [
         "kinesis.GetRecords",
-        "dynamodb.UpdateItem",
+        "dynamodb.PutItem",
         "dynamodb.TransactWriteItems",
     ] {
         assert!(

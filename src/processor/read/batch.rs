@@ -115,7 +115,7 @@ pub struct Origin {
 pub const MAX_AGGREGATE_VALUE_BYTES: usize = 200;
 
 pub use super::item::MAX_ITEM_BYTES;
-pub use super::tweet_item::{MAX_TEXT_BYTES, TWEET_ATTRIBUTES, dynamodb_item, tweet_item};
+pub use super::tweet_item::{MAX_TEXT_BYTES, dynamodb_item, tweet_item};
 
 /// Plans the writes of a batch. `now_s` is the ingestion time (Unix
 /// seconds), used for TTLs, and for event time when neither the event nor

@@ -78,31 +78,6 @@ pub const MAX_VALUES: usize = 1_000;
 pub const MAX_KEY_BYTES: usize = 800;
 
 impl Program {
-    /// Every attribute an item of this stack may have besides its key: an
-    /// item written again without one of them loses it (the write is an
-    /// UpdateItem, which would keep it), so a write replaces the item whole.
-    pub fn item_attributes(&self) -> Vec<String> {
-        let mut names: Vec<String> = match &self.transform {
-            Transform::Tweets => super::batch::TWEET_ATTRIBUTES
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
-            Transform::Jq(t) => t
-                .fields
-                .iter()
-                .map(|(name, _, _)| name.clone())
-                .chain([CANARY_FIELD.to_string()])
-                .collect(),
-        };
-        if let Some((ttl, _)) = &self.shape.ttl {
-            names.push(ttl.clone());
-        }
-        names.retain(|n| n != &self.shape.partition_key);
-        names.sort();
-        names.dedup();
-        names
-    }
-
     /// Compiles the stack's transform and aggregates.
     pub fn new(stack: &Stack) -> Result<Self, ProgramError> {
         let compile = |name: &str, code: &str| {

@@ -13,27 +13,6 @@ use super::transform::Tweet;
 /// DynamoDB's 400 KB.
 pub const MAX_TEXT_BYTES: usize = 128 * 1024;
 
-/// Every attribute of a tweet's item ([`dynamodb_item`], [`tweet_item`]).
-pub const TWEET_ATTRIBUTES: [&str; 17] = [
-    "tweet_id",
-    "author_id",
-    "author_username",
-    "created_at",
-    "lang",
-    "text",
-    "text_truncated",
-    "hashtags",
-    "mentions",
-    "urls",
-    "retweet_count",
-    "reply_count",
-    "like_count",
-    "quote_count",
-    "impression_count",
-    "referenced",
-    "rule_tags",
-];
-
 /// The tweet as the attributes of its DynamoDB item: strings, numbers,
 /// lists of strings, and `referenced` as a list of `{type, id}` maps.
 /// Attributes whose value is unknown (None) are left out, as DynamoDB items

@@ -26,7 +26,7 @@ use streamstack::processor::read::program::Program;
 use support::{Deployed, deployed, json_out, keys_under, s, scan_all, streamstack_std};
 
 /// One test of this file at a time: each drives the emulator as hard as it
-/// takes item writes (one UpdateItem a tweet), and the kill test's pacing
+/// takes item writes (one PutItem a tweet), and the kill test's pacing
 /// (a consumer's few seconds of life must see progress) only holds when it
 /// has the emulator to itself.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -135,7 +135,7 @@ fn fault_summary(who: &str, stats: &Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    // 6,000: every item is one UpdateItem, which the emulator takes at a
+    // 6,000: every item is one PutItem, which the emulator takes at a
     // few hundred a second (20,000 took 15 minutes through the proxy).
     const TWEETS: u64 = 6_000;
     const FIRST_ID: u64 = 7_000_000;

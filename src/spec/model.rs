@@ -404,7 +404,7 @@ pub struct BatchSpec {
     /// Records a GetRecords call asks for (at most 10,000, the Kinesis limit).
     #[schemars(range(min = 1, max = 10000))]
     pub get_records: u32,
-    /// Item writes (UpdateItem calls) a shard reader has in flight at once (the processor uses at most 8).
+    /// Item writes (PutItem calls) a shard reader has in flight at once (the processor uses at most 8).
     #[schemars(range(min = 1, max = 25))]
     pub write_items: u32,
 }

@@ -263,7 +263,7 @@ pub fn consume_until_idle(file: &str) -> serde_json::Value {
             "--idle-poll-ms",
             "200",
         ])
-        // Each item is one UpdateItem: the emulator takes a few hundred a
+        // Each item is one PutItem: the emulator takes a few hundred a
         // second, shared by the tests running beside this one.
         .timeout(std::time::Duration::from_secs(360))
         .output()

@@ -61,10 +61,109 @@ pub struct Commit {
 /// (aggregate index, window start) -> value -> count.
 type Tally = BTreeMap<(usize, String), BTreeMap<String, u64>>;
 
-/// The transactions that commit a slice: its counts, given which position
-/// counts each key (`counted`: key -> position, from the item writes), in
-/// order. The last one always moves the checkpoint to the slice's last
-/// record; a slice that counts nothing is one commit with no items.
+/// The open run of a shard: counts since the checkpoint, not committed yet.
+#[derive(Debug)]
+struct OpenRun {
+    first: String,
+    last: String,
+    tally: Tally,
+    bytes: usize,
+    records: usize,
+}
+
+/// A shard's runs, built slice after slice. A run may span several slices:
+/// the reader commits it when it is full, when it has been open for a
+/// while, or before it stops, so that a slow stream (small slices) does not
+/// pay a transaction per slice.
+#[derive(Debug)]
+pub struct Runs {
+    shard: String,
+    open: Option<OpenRun>,
+}
+
+impl Runs {
+    pub fn new(shard: &str) -> Self {
+        Self {
+            shard: shard.to_string(),
+            open: None,
+        }
+    }
+
+    /// Records in the open run (0 when none is open).
+    pub fn open_records(&self) -> usize {
+        self.open.as_ref().map_or(0, |r| r.records)
+    }
+
+    /// Adds a slice's counts, given which position counts each key
+    /// (`counted`: key -> position, from the item writes). Returns the
+    /// transactions due now, in order: runs that cannot take more, and a
+    /// record whose counts alone pass a transaction's limits. The slice's
+    /// last run stays open ([`Runs::close`]).
+    pub fn add(
+        &mut self,
+        records: &[InRecord<'_>],
+        plan: &BatchPlan,
+        counted: &HashMap<String, String>,
+        program: &Program,
+        now_s: i64,
+    ) -> Vec<Commit> {
+        let tallies = record_tallies(plan, counted, records.len());
+        let mut out = Vec::new();
+        for (record, tally) in records.iter().zip(tallies) {
+            let bytes = tally_bytes(&tally);
+            let sequence = record.sequence_number;
+            if let Some(run) = &mut self.open {
+                let new_keys = tally.keys().filter(|k| !run.tally.contains_key(k)).count();
+                let fits = run.tally.len() + new_keys + (run.bytes + bytes) / MAX_PART_BYTES
+                    <= MAX_TRANSACTION_ITEMS
+                    && run.bytes + bytes <= MAX_TRANSACTION_BYTES;
+                if fits {
+                    merge(&mut run.tally, tally);
+                    run.bytes += bytes;
+                    run.records += 1;
+                    run.last = sequence.to_string();
+                    continue;
+                }
+                out.extend(self.close(program, now_s));
+            }
+            let alone = tally.len() + bytes / MAX_PART_BYTES;
+            if alone <= MAX_TRANSACTION_ITEMS && bytes <= MAX_TRANSACTION_BYTES {
+                self.open = Some(OpenRun {
+                    first: sequence.to_string(),
+                    last: sequence.to_string(),
+                    tally,
+                    bytes,
+                    records: 1,
+                });
+                continue;
+            }
+            // Too much for one transaction even alone: its own run, in several.
+            let puts = partial_items(&tally, &self.shard, sequence, program, now_s);
+            let mut chunks = chunked(puts).into_iter().peekable();
+            while let Some(puts) = chunks.next() {
+                out.push(Commit {
+                    puts,
+                    checkpoint: chunks.peek().is_none().then(|| sequence.to_string()),
+                });
+            }
+        }
+        out
+    }
+
+    /// Closes the open run: the transaction that commits its counts and
+    /// moves the checkpoint to its last record (None when no run is open).
+    pub fn close(&mut self, program: &Program, now_s: i64) -> Option<Commit> {
+        let run = self.open.take()?;
+        Some(Commit {
+            puts: partial_items(&run.tally, &self.shard, &run.first, program, now_s),
+            checkpoint: Some(run.last),
+        })
+    }
+}
+
+/// The transactions that commit one slice by itself, in order: the last
+/// one always moves the checkpoint to the slice's last record; a slice that
+/// counts nothing is one commit with no items.
 pub fn commits(
     records: &[InRecord<'_>],
     plan: &BatchPlan,
@@ -75,54 +174,9 @@ pub fn commits(
     let Some(last) = records.last() else {
         return Vec::new();
     };
-    let tallies = record_tallies(plan, counted, records.len());
-    let shard = last.shard_id;
-    let items = |tally: &Tally, first: &str| partial_items(tally, shard, first, program, now_s);
-    let mut out = Vec::new();
-    // The run being built: its first record, its counts, their bytes.
-    let mut run: Option<(usize, Tally, usize)> = None;
-    for (r, tally) in tallies.into_iter().enumerate() {
-        let bytes = tally_bytes(&tally);
-        if let Some((first, run_tally, run_bytes)) = &mut run {
-            let new_keys = tally.keys().filter(|k| !run_tally.contains_key(k)).count();
-            let fits = run_tally.len() + new_keys + (*run_bytes + bytes) / MAX_PART_BYTES
-                <= MAX_TRANSACTION_ITEMS
-                && *run_bytes + bytes <= MAX_TRANSACTION_BYTES;
-            if fits {
-                merge(run_tally, tally);
-                *run_bytes += bytes;
-                continue;
-            }
-            out.push(Commit {
-                puts: items(run_tally, records[*first].sequence_number),
-                checkpoint: Some(records[r - 1].sequence_number.to_string()),
-            });
-            run = None;
-        }
-        let alone = tally.len() + bytes / MAX_PART_BYTES;
-        if alone <= MAX_TRANSACTION_ITEMS && bytes <= MAX_TRANSACTION_BYTES {
-            run = Some((r, tally, bytes));
-            continue;
-        }
-        // Too much for one transaction even alone: its own run, in several.
-        let puts = items(&tally, records[r].sequence_number);
-        let mut chunks = chunked(puts).into_iter().peekable();
-        while let Some(puts) = chunks.next() {
-            out.push(Commit {
-                puts,
-                checkpoint: chunks
-                    .peek()
-                    .is_none()
-                    .then(|| records[r].sequence_number.to_string()),
-            });
-        }
-    }
-    if let Some((first, run_tally, _)) = run {
-        out.push(Commit {
-            puts: items(&run_tally, records[first].sequence_number),
-            checkpoint: Some(last.sequence_number.to_string()),
-        });
-    }
+    let mut runs = Runs::new(last.shard_id);
+    let mut out = runs.add(records, plan, counted, program, now_s);
+    out.extend(runs.close(program, now_s));
     out
 }
 
@@ -423,6 +477,61 @@ mod tests {
             assert_eq!(checkpoints.len(), all.chunks(cut).count());
         }
         assert_eq!(once["lang"].values().sum::<u64>(), 270);
+    }
+
+    #[test]
+    fn a_run_spans_slices_until_it_is_closed() {
+        let program = Program::default();
+        let (seqs, data) = records(300);
+        let all = inputs(&seqs, &data);
+        let whole = batch::plan(&all, &program, 5);
+        let counted = first_positions(&[&whole]);
+        let once = summed(&commits(
+            &all[..120],
+            &batch::plan(&all[..120], &program, 5),
+            &counted,
+            &program,
+            5,
+        ));
+        // Slices of 30 added to one run: nothing is due until it is closed,
+        // and then one commit holds the four slices' counts, keyed by the
+        // run's first record, moving the checkpoint to its last.
+        let mut runs = Runs::new("shardId-000000000011");
+        for slice in all[..120].chunks(30) {
+            let plan = batch::plan(slice, &program, 5);
+            assert!(runs.add(slice, &plan, &counted, &program, 5).is_empty());
+        }
+        assert_eq!(runs.open_records(), 120);
+        let commit = runs.close(&program, 5).expect("an open run");
+        assert_eq!(commit.checkpoint.as_deref(), Some(seqs[119].as_str()));
+        assert!(
+            commit.puts.iter().all(|p| p[AGGREGATES_SK].as_s().unwrap()
+                == &format!("shardId-000000000011#{}#0", seqs[0]))
+        );
+        assert_eq!(summed(std::slice::from_ref(&commit)), once);
+        // Fewer partition keys written than one commit a slice would write.
+        let per_slice: usize = all[..120]
+            .chunks(30)
+            .map(|slice| {
+                commits(
+                    slice,
+                    &batch::plan(slice, &program, 5),
+                    &counted,
+                    &program,
+                    5,
+                )
+                .iter()
+                .map(|c| c.puts.len())
+                .sum::<usize>()
+            })
+            .sum();
+        assert!(
+            commit.puts.len() < per_slice,
+            "{} vs {per_slice}",
+            commit.puts.len()
+        );
+        assert_eq!(runs.open_records(), 0);
+        assert!(runs.close(&program, 5).is_none());
     }
 
     #[test]

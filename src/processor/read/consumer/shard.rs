@@ -34,8 +34,14 @@ pub const MIN_CALL_INTERVAL: Duration = Duration::from_millis(400);
 /// in its lease for `status`, with the last error.
 pub const STALL_AFTER: Duration = Duration::from_secs(60);
 
-/// Records stored and checkpointed at once.
+/// Records stored at once, and the most a run's counts are committed for.
 pub const STORE_SLICE: usize = 100;
+
+/// A run of counts open this long is committed with the next slice (or
+/// when the shard is caught up, or on stopping): a slow stream commits
+/// about once a second per shard, not once a slice. `top` sees counts
+/// that much later; the items themselves are stored slice by slice.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// What a shard reader shares with the others of its worker.
 pub struct ReaderContext {
@@ -257,6 +263,29 @@ async fn read_until_end(
     let mut stall = StallWatch::new();
     // When a read last succeeded: while reads fail, the shard's lag grows from it.
     let mut last_read_ms = super::lease::now_ms() as i64;
+    // Counts read since the checkpoint and not committed yet, and since when.
+    let mut runs = partial::Runs::new(&shard);
+    let mut run_since: Option<std::time::Instant> = None;
+    // Stopping (cancelled) commits the open run first: its items are
+    // stored, and a worker stopping between polls leaves nothing to read again.
+    macro_rules! stopped {
+        () => {{
+            let closed = runs.close(&ctx.program, now_s());
+            let end = commit_all(
+                ctx,
+                &shard,
+                &mut stall,
+                cancel,
+                &mut last,
+                closed.as_slice(),
+            )
+            .await;
+            return Ok(match end {
+                Some(false) => ReaderEnd::Lost,
+                _ => ReaderEnd::Stopped,
+            });
+        }};
+    }
     'iterators: loop {
         let failure = match iterator_after(&ctx.kinesis, &ctx.stream, &shard, last.as_deref()).await
         {
@@ -280,17 +309,33 @@ async fn read_until_end(
                 ctx.metrics.pending(&shard, Some(last_read_ms));
                 stall.failed(ctx, &shard, &e.to_string()).await;
                 if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
-                    return Ok(ReaderEnd::Stopped);
+                    stopped!();
                 }
                 continue;
             }
         };
         loop {
             if cancel.is_cancelled() {
-                return Ok(ReaderEnd::Stopped);
+                stopped!();
             }
             let Some(it) = next.take() else {
-                // The shard is closed and every record of it is stored.
+                // The shard is closed and every record of it is stored: its
+                // counts committed, then the end.
+                let closed = runs.close(&ctx.program, now_s());
+                match commit_all(
+                    ctx,
+                    &shard,
+                    &mut stall,
+                    cancel,
+                    &mut last,
+                    closed.as_slice(),
+                )
+                .await
+                {
+                    None => stopped!(),
+                    Some(false) => return Ok(ReaderEnd::Lost),
+                    Some(true) => {}
+                }
                 let checkpointed = until_done(
                     ctx,
                     &shard,
@@ -316,7 +361,7 @@ async fn read_until_end(
                 .send();
             let answer = tokio::select! {
                 answer = call => answer,
-                _ = cancel.cancelled() => return Ok(ReaderEnd::Stopped),
+                _ = cancel.cancelled() => stopped!(),
             };
             let out = match answer {
                 Ok(out) => out,
@@ -340,7 +385,7 @@ async fn read_until_end(
                     ctx.metrics.pending(&shard, Some(last_read_ms));
                     next = Some(it);
                     if pause(errors.next().unwrap_or(MIN_CALL_INTERVAL), cancel).await {
-                        return Ok(ReaderEnd::Stopped);
+                        stopped!();
                     }
                     continue;
                 }
@@ -395,7 +440,7 @@ async fn read_until_end(
                     })
                     .await
                 else {
-                    return Ok(ReaderEnd::Stopped);
+                    stopped!();
                 };
                 let rejected = &stored.rejected;
                 ctx.metrics.stored(
@@ -425,38 +470,66 @@ async fn read_until_end(
                     .await
                     .is_none()
                     {
-                        return Ok(ReaderEnd::Stopped);
+                        stopped!();
                     }
                     ctx.metrics
                         .dead_letters
                         .fetch_add(letters.len() as u64, Relaxed);
                 }
-                // The slice's counts and its checkpoint, committed together.
-                let commits =
-                    partial::commits(&inputs, &plan, &stored.counted, &ctx.program, now_s());
+                // The slice's counts join the open run; a run is committed
+                // with its checkpoint when full, after COMMIT_EVERY, or on
+                // stopping.
+                let mut commits = runs.add(&inputs, &plan, &stored.counted, &ctx.program, now_s());
                 drop(inputs);
-                for commit in &commits {
-                    match until_done(ctx, &shard, &mut stall, cancel, "committing", || {
-                        committed(ctx, &shard, last.as_deref(), commit)
-                    })
-                    .await
-                    {
-                        None => return Ok(ReaderEnd::Stopped),
-                        Some(false) => return Ok(ReaderEnd::Lost),
-                        Some(true) => {}
-                    }
-                    if let Some(sequence) = &commit.checkpoint {
-                        last = Some(sequence.clone());
-                    }
+                if commits.iter().any(|c| c.checkpoint.is_some()) {
+                    run_since = None;
+                }
+                if runs.open_records() > 0 {
+                    run_since.get_or_insert_with(std::time::Instant::now);
+                }
+                if runs.open_records() >= STORE_SLICE
+                    || run_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY)
+                    || cancel.is_cancelled()
+                {
+                    commits.extend(runs.close(&ctx.program, now_s()));
+                    run_since = None;
+                }
+                match commit_all(ctx, &shard, &mut stall, cancel, &mut last, &commits).await {
+                    None => stopped!(),
+                    Some(false) => return Ok(ReaderEnd::Lost),
+                    Some(true) => {}
                 }
                 ctx.metrics.pending(&shard, None);
-                stall.recovered(ctx, &shard, true).await;
+                let checkpointed = commits.iter().any(|c| c.checkpoint.is_some());
+                stall.recovered(ctx, &shard, checkpointed).await;
                 ctx.metrics.batch_stored(received.elapsed());
                 if cancel.is_cancelled() {
-                    return Ok(ReaderEnd::Stopped);
+                    stopped!();
                 }
             }
             errors = retry_delays();
+            // Caught up, or open long enough: the open run is committed now,
+            // not when the next record comes.
+            if runs.open_records() > 0
+                && (records.is_empty() || run_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY))
+            {
+                let closed = runs.close(&ctx.program, now_s());
+                run_since = None;
+                match commit_all(
+                    ctx,
+                    &shard,
+                    &mut stall,
+                    cancel,
+                    &mut last,
+                    closed.as_slice(),
+                )
+                .await
+                {
+                    None => stopped!(),
+                    Some(false) => return Ok(ReaderEnd::Lost),
+                    Some(true) => {}
+                }
+            }
             let wait = if next.is_some() {
                 next_read_wait(
                     records.len(),
@@ -468,10 +541,36 @@ async fn read_until_end(
                 Duration::ZERO
             };
             if !wait.is_zero() && pause(wait, cancel).await {
-                return Ok(ReaderEnd::Stopped);
+                stopped!();
             }
         }
     }
+}
+
+/// Commits `commits` in order, `last` following each checkpoint they move.
+/// None when cancelled first; Some(false) when the lease is lost.
+async fn commit_all(
+    ctx: &ReaderContext,
+    shard: &str,
+    stall: &mut StallWatch,
+    cancel: &CancellationToken,
+    last: &mut Option<String>,
+    commits: &[Commit],
+) -> Option<bool> {
+    for commit in commits {
+        let expected = last.clone();
+        let landed = until_done(ctx, shard, stall, cancel, "committing", || {
+            committed(ctx, shard, expected.as_deref(), commit)
+        })
+        .await?;
+        if !landed {
+            return Some(false);
+        }
+        if let Some(sequence) = &commit.checkpoint {
+            *last = Some(sequence.clone());
+        }
+    }
+    Some(true)
 }
 
 /// One checkpoint attempt, its write unit counted: the lease item is well

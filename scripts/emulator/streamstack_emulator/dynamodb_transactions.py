@@ -32,6 +32,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 
+from .dynamodb_update import restore
+
 
 def _deepcopy_but_tables(value: Any, memo: dict[int, Any] | None = None) -> Any:
     return value if isinstance(value, Table) else copy.deepcopy(value, memo)
@@ -75,13 +77,7 @@ def apply() -> None:
             return original(self, transact_items)
         except Exception:
             for table, hash_value, range_value, item in reversed(before):
-                if item is None:
-                    try:
-                        table.delete_item(hash_value, range_value)
-                    except KeyError:
-                        pass
-                else:
-                    table.put_item(item.to_json()["Attributes"])
+                restore(table, hash_value, range_value, item)
             raise
 
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

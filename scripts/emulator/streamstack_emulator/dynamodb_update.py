@@ -22,6 +22,17 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 
 
+def restore(table: Any, hash_value: DynamoType, range_value: DynamoType | None, before: Any) -> None:
+    """Puts an item back as it was before a failed write: `before`, or none at all."""
+    if before is None:
+        try:
+            table.delete_item(hash_value, range_value)
+        except KeyError:
+            pass
+    else:
+        table.put_item(before.to_json()["Attributes"])
+
+
 def apply() -> None:
     """Make UpdateItem all or nothing."""
     if getattr(DynamoDBBackend, "_streamstack_update_patched", False):
@@ -39,13 +50,7 @@ def apply() -> None:
             return original(self, table_name, key, *args, **kwargs)
         except Exception:
             if hash_value is not None:
-                if before is None:
-                    try:
-                        table.delete_item(hash_value, range_value)
-                    except KeyError:
-                        pass
-                else:
-                    table.put_item(before.to_json()["Attributes"])
+                restore(table, hash_value, range_value, before)
             raise
 
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]

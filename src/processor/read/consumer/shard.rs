@@ -286,6 +286,16 @@ async fn read_until_end(
             });
         }};
     }
+    // Commits in order; a stop or the lease's loss ends the reader.
+    macro_rules! commit_or_end {
+        ($commits:expr) => {
+            match commit_all(ctx, &shard, &mut stall, cancel, &mut last, $commits).await {
+                None => stopped!(),
+                Some(false) => return Ok(ReaderEnd::Lost),
+                Some(true) => {}
+            }
+        };
+    }
     'iterators: loop {
         let failure = match iterator_after(&ctx.kinesis, &ctx.stream, &shard, last.as_deref()).await
         {
@@ -321,21 +331,7 @@ async fn read_until_end(
             let Some(it) = next.take() else {
                 // The shard is closed and every record of it is stored: its
                 // counts committed, then the end.
-                let closed = runs.close(&ctx.program, now_s());
-                match commit_all(
-                    ctx,
-                    &shard,
-                    &mut stall,
-                    cancel,
-                    &mut last,
-                    closed.as_slice(),
-                )
-                .await
-                {
-                    None => stopped!(),
-                    Some(false) => return Ok(ReaderEnd::Lost),
-                    Some(true) => {}
-                }
+                commit_or_end!(runs.close(&ctx.program, now_s()).as_slice());
                 let checkpointed = until_done(
                     ctx,
                     &shard,
@@ -494,11 +490,7 @@ async fn read_until_end(
                     commits.extend(runs.close(&ctx.program, now_s()));
                     run_since = None;
                 }
-                match commit_all(ctx, &shard, &mut stall, cancel, &mut last, &commits).await {
-                    None => stopped!(),
-                    Some(false) => return Ok(ReaderEnd::Lost),
-                    Some(true) => {}
-                }
+                commit_or_end!(&commits);
                 ctx.metrics.pending(&shard, None);
                 let checkpointed = commits.iter().any(|c| c.checkpoint.is_some());
                 stall.recovered(ctx, &shard, checkpointed).await;
@@ -513,22 +505,8 @@ async fn read_until_end(
             if runs.open_records() > 0
                 && (records.is_empty() || run_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY))
             {
-                let closed = runs.close(&ctx.program, now_s());
                 run_since = None;
-                match commit_all(
-                    ctx,
-                    &shard,
-                    &mut stall,
-                    cancel,
-                    &mut last,
-                    closed.as_slice(),
-                )
-                .await
-                {
-                    None => stopped!(),
-                    Some(false) => return Ok(ReaderEnd::Lost),
-                    Some(true) => {}
-                }
+                commit_or_end!(runs.close(&ctx.program, now_s()).as_slice());
             }
             let wait = if next.is_some() {
                 next_read_wait(

@@ -23,6 +23,9 @@ random generator so a run can be repeated:
               later (set it past the client's timeout)
   reset       the request is read, then the connection is reset (TCP RST),
               nothing done
+  expired     GetRecords: ExpiredIteratorException, as Kinesis answers an
+              iterator used more than five minutes after it was made
+              (only for that call)
 
 Only the standard library is used, so it runs with any python3. It prints
 `fault-proxy: listening on http://HOST:PORT` once ready, and on SIGTERM or
@@ -54,9 +57,11 @@ import urllib.parse
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = ("throttle", "partial", "error", "lost-reply", "slow", "reset")
+KINDS = ("throttle", "partial", "error", "lost-reply", "slow", "reset", "expired")
 # Calls that may have only some of their entries fail.
 PARTIAL_CALLS = {"kinesis.PutRecords", "dynamodb.BatchWriteItem"}
+# Calls that take a shard iterator, which expires five minutes after it was made.
+ITERATOR_CALLS = {"kinesis.GetRecords"}
 # Kinesis control-plane calls throttle with LimitExceededException.
 KINESIS_LIMIT_CALLS = {
     "ListShards",
@@ -116,7 +121,11 @@ class Faults:
             return None, rng
         if rng.random() >= self.rate:
             return None, rng
-        kinds = [k for k in self.kinds if k != "partial" or call in PARTIAL_CALLS]
+        kinds = [
+            k
+            for k in self.kinds
+            if (k != "partial" or call in PARTIAL_CALLS) and (k != "expired" or call in ITERATOR_CALLS)
+        ]
         kind = rng.choice(kinds) if kinds else None
         if kind is not None:
             with self.lock:
@@ -331,6 +340,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True  # the client gave up, as it should
         elif kind == "reset":
             self.reset()
+        elif kind == "expired":
+            self.reply_error(400, protocol, service, "ExpiredIteratorException",
+                             "Iterator expired. The iterator was created at time Thu Dec 03 10:00:00 UTC 2026 "
+                             "while right now it is Thu Dec 03 10:05:01 UTC 2026 which is further in the future "
+                             "than the tolerated delay of 300000 milliseconds.")
         elif call == "kinesis.PutRecords":
             self.partial_put_records(body, rng)
         else:
@@ -401,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any free port)")
     parser.add_argument("--rate", type=float, default=0.05, help="share of calls that fail (0 to 1)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds")
+    # "expired" only when named: the SDK does not retry it (the reader makes a new iterator).
+    parser.add_argument("--kinds", default=",".join(k for k in KINDS if k != "expired"),
+                        help="comma-separated fault kinds (default: all but expired)")
     parser.add_argument("--services", help="comma-separated SigV4 service names to fault (default: all)")
     parser.add_argument("--calls", help="comma-separated calls to fault, e.g. dynamodb.BatchWriteItem (default: all)")
     parser.add_argument("--slow-seconds", type=float, default=3.0)

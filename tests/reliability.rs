@@ -73,10 +73,10 @@ struct FaultProxy {
 }
 
 impl FaultProxy {
-    fn start(seed: u64, rate: f64, dir: &Path) -> Self {
+    fn start(seed: u64, rate: f64, dir: &Path, extra: &[&str]) -> Self {
         let stats = dir.join(format!("fault-proxy-{seed}.json"));
         let (rate, seed) = (rate.to_string(), seed.to_string());
-        let (child, url) = support::start_fault_proxy(&[
+        let mut args = vec![
             "--rate",
             &rate,
             "--seed",
@@ -86,7 +86,9 @@ impl FaultProxy {
             "2",
             "--stats-file",
             stats.to_str().unwrap(),
-        ]);
+        ];
+        args.extend(extra);
+        let (child, url) = support::start_fault_proxy(&args);
         Self { child, url, stats }
     }
 
@@ -157,8 +159,8 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
     let want = support::synthetic_plan(FIRST_ID, TWEETS);
     let dir = d.copy.dir.path().to_path_buf();
     // One proxy a process, so each process's retries can be set against the faults it met.
-    let producer_proxy = FaultProxy::start(66, 0.05, &dir);
-    let consumer_proxy = FaultProxy::start(20261129, 0.05, &dir);
+    let producer_proxy = FaultProxy::start(66, 0.05, &dir, &[]);
+    let consumer_proxy = FaultProxy::start(20261129, 0.05, &dir, &[]);
 
     let (produced, _) = run_ok(
         producer_proxy
@@ -276,6 +278,59 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
         "the consumer panicked:\n{consumer_log}"
     );
 
+    support::down_deleting_data(&d.file);
+}
+
+/// Kinesis answers ExpiredIteratorException for an iterator used more than
+/// five minutes after it was made; the reader then starts again from its
+/// checkpoint. A run of counts open at that moment (its records stored, not
+/// committed) is committed first: read again into the same run, its records
+/// would be counted twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_iterators_restart_from_the_checkpoint_and_count_nothing_twice() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    const TWEETS: u64 = 2_000;
+    const FIRST_ID: u64 = 8_000_000;
+    // Pages of 50 records: a run (100 records or 1 s) is open across pages.
+    let d = deployed(|t| {
+        t.replace(
+            "batch: { put_records: 500, get_records: 10000, write_items: 25 }",
+            "batch: { put_records: 500, get_records: 50, write_items: 25 }",
+        )
+    })
+    .await;
+    let want = support::synthetic_plan(FIRST_ID, TWEETS);
+    run_ok(
+        streamstack_std()
+            .args(["--output", "json", "produce", &d.file, "-e", "local"])
+            .arg("--synthetic")
+            .args([
+                "--count",
+                &TWEETS.to_string(),
+                "--first-id",
+                &FIRST_ID.to_string(),
+            ]),
+        "produce",
+    );
+    let dir = d.copy.dir.path().to_path_buf();
+    let proxy = FaultProxy::start(
+        15,
+        0.2,
+        &dir,
+        &["--kinds", "expired", "--calls", "kinesis.GetRecords"],
+    );
+    run_ok(
+        proxy
+            .streamstack()
+            .args(["--output", "json", "consume", &d.file, "-e", "local"])
+            .args(["--exit-when-idle", "3", "--lease-seconds", "3"])
+            .args(["--lease-interval-ms", "300", "--idle-poll-ms", "200"]),
+        "consume",
+    );
+    let faults = proxy.stop();
+    let expired = count(&faults["faults"]["kinesis.GetRecords"]["expired"]);
+    assert!(expired >= 5, "{expired} expired iterators: {faults}");
+    assert_stored_exactly(&d, &want).await;
     support::down_deleting_data(&d.file);
 }
 

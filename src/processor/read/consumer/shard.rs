@@ -367,7 +367,11 @@ async fn read_until_end(
                     let throttled =
                         service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
                     if service.is_some_and(|s| s.is_expired_iterator_exception()) {
-                        // Iterators live five minutes: start again from the checkpoint.
+                        // Iterators live five minutes: start again from the
+                        // checkpoint, the open run committed first, or its
+                        // records would be read into it a second time.
+                        commit_or_end!(runs.close(&ctx.program, now_s()).as_slice());
+                        run_since = None;
                         continue 'iterators;
                     }
                     let e = AwsError::new(format!("reading shard {shard} of {}", ctx.stream), e);

@@ -100,6 +100,17 @@ impl FaultProxy {
         cmd
     }
 
+    /// `consume` through the proxy until idle: its JSON report and its log.
+    fn consume(&self, file: &str) -> (Value, String) {
+        run_ok(
+            self.streamstack()
+                .args(["--output", "json", "consume", file, "-e", "local"])
+                .args(["--exit-when-idle", "3", "--lease-seconds", "3"])
+                .args(["--lease-interval-ms", "300", "--idle-poll-ms", "200"]),
+            "consume",
+        )
+    }
+
     /// Stops the proxy and returns its counts.
     fn stop(mut self) -> Value {
         let pid = self.child.id().to_string();
@@ -124,6 +135,30 @@ fn run_ok(cmd: &mut Command, what: &str) -> (Value, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{what} failed:\n{stderr}");
     (json_out(&out), stderr)
+}
+
+/// `produce --synthetic` of `count` tweets from `first_id`, its JSON report asked for.
+fn produce_synthetic<'c>(
+    cmd: &'c mut Command,
+    file: &str,
+    count: u64,
+    first_id: u64,
+) -> &'c mut Command {
+    cmd.args([
+        "--output",
+        "json",
+        "produce",
+        file,
+        "-e",
+        "local",
+        "--synthetic",
+    ])
+    .args([
+        "--count",
+        &count.to_string(),
+        "--first-id",
+        &first_id.to_string(),
+    ])
 }
 
 /// Faults and retries of one process, for the report below.
@@ -163,33 +198,10 @@ async fn five_percent_faults_on_every_call_lose_nothing_and_store_nothing_twice(
     let consumer_proxy = FaultProxy::start(20261129, 0.05, &dir, &[]);
 
     let (produced, _) = run_ok(
-        producer_proxy
-            .streamstack()
-            .args([
-                "--output",
-                "json",
-                "produce",
-                &d.file,
-                "-e",
-                "local",
-                "--synthetic",
-            ])
-            .args([
-                "--count",
-                &TWEETS.to_string(),
-                "--first-id",
-                &FIRST_ID.to_string(),
-            ]),
+        produce_synthetic(&mut producer_proxy.streamstack(), &d.file, TWEETS, FIRST_ID),
         "produce",
     );
-    let (consumed, consumer_log) = run_ok(
-        consumer_proxy
-            .streamstack()
-            .args(["--output", "json", "consume", &d.file, "-e", "local"])
-            .args(["--exit-when-idle", "3", "--lease-seconds", "3"])
-            .args(["--lease-interval-ms", "300", "--idle-poll-ms", "200"]),
-        "consume",
-    );
+    let (consumed, consumer_log) = consumer_proxy.consume(&d.file);
     let producer_faults = producer_proxy.stop();
     let consumer_faults = consumer_proxy.stop();
     fault_summary("producer", &producer_faults);
@@ -301,15 +313,7 @@ async fn expired_iterators_restart_from_the_checkpoint_and_count_nothing_twice()
     .await;
     let want = support::synthetic_plan(FIRST_ID, TWEETS);
     run_ok(
-        streamstack_std()
-            .args(["--output", "json", "produce", &d.file, "-e", "local"])
-            .arg("--synthetic")
-            .args([
-                "--count",
-                &TWEETS.to_string(),
-                "--first-id",
-                &FIRST_ID.to_string(),
-            ]),
+        produce_synthetic(&mut streamstack_std(), &d.file, TWEETS, FIRST_ID),
         "produce",
     );
     let dir = d.copy.dir.path().to_path_buf();
@@ -319,14 +323,7 @@ async fn expired_iterators_restart_from_the_checkpoint_and_count_nothing_twice()
         &dir,
         &["--kinds", "expired", "--calls", "kinesis.GetRecords"],
     );
-    run_ok(
-        proxy
-            .streamstack()
-            .args(["--output", "json", "consume", &d.file, "-e", "local"])
-            .args(["--exit-when-idle", "3", "--lease-seconds", "3"])
-            .args(["--lease-interval-ms", "300", "--idle-poll-ms", "200"]),
-        "consume",
-    );
+    proxy.consume(&d.file);
     let faults = proxy.stop();
     let expired = count(&faults["faults"]["kinesis.GetRecords"]["expired"]);
     assert!(expired >= 5, "{expired} expired iterators: {faults}");
@@ -422,22 +419,7 @@ async fn counts_stay_exact_through_a_split_and_a_replay() {
     let d = deployed(|t| t).await;
     let produce = |count: u64| {
         run_ok(
-            streamstack_std()
-                .args([
-                    "--output",
-                    "json",
-                    "produce",
-                    &d.file,
-                    "-e",
-                    "local",
-                    "--synthetic",
-                ])
-                .args([
-                    "--count",
-                    &count.to_string(),
-                    "--first-id",
-                    &FIRST_ID.to_string(),
-                ]),
+            produce_synthetic(&mut streamstack_std(), &d.file, count, FIRST_ID),
             "produce",
         );
     };

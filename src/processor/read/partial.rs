@@ -161,25 +161,6 @@ impl Runs {
     }
 }
 
-/// The transactions that commit one slice by itself, in order: the last
-/// one always moves the checkpoint to the slice's last record; a slice that
-/// counts nothing is one commit with no items.
-pub fn commits(
-    records: &[InRecord<'_>],
-    plan: &BatchPlan,
-    counted: &HashMap<String, String>,
-    program: &Program,
-    now_s: i64,
-) -> Vec<Commit> {
-    let Some(last) = records.last() else {
-        return Vec::new();
-    };
-    let mut runs = Runs::new(last.shard_id);
-    let mut out = runs.add(records, plan, counted, program, now_s);
-    out.extend(runs.close(program, now_s));
-    out
-}
-
 /// Each record's counts: the occurrences `counted` names, by record.
 fn record_tallies(
     plan: &BatchPlan,
@@ -358,6 +339,25 @@ mod tests {
     use super::*;
     use crate::processor::read::batch::{self, pure_counts};
 
+    /// The transactions that commit one slice by itself, in order: the last
+    /// one always moves the checkpoint to the slice's last record; a slice that
+    /// counts nothing is one commit with no items.
+    fn commits(
+        records: &[InRecord<'_>],
+        plan: &BatchPlan,
+        counted: &HashMap<String, String>,
+        program: &Program,
+        now_s: i64,
+    ) -> Vec<Commit> {
+        let Some(last) = records.last() else {
+            return Vec::new();
+        };
+        let mut runs = Runs::new(last.shard_id);
+        let mut out = runs.add(records, plan, counted, program, now_s);
+        out.extend(runs.close(program, now_s));
+        out
+    }
+
     /// Synthetic tweets: `n` records, each a tweet with two hashtags out of
     /// 40 and a minute out of 3, some keys repeated.
     fn records(n: usize) -> (Vec<String>, Vec<Vec<u8>>) {
@@ -423,13 +423,13 @@ mod tests {
         let records = inputs(&seqs, &data);
         let plan = batch::plan(&records, &program, 5);
         let counted = first_positions(&[&plan]);
-        let commits = commits(&records, &plan, &counted, &program, 5);
+        let slice = commits(&records, &plan, &counted, &program, 5);
         // One transaction, moving the checkpoint to the slice's last record.
-        assert_eq!(commits.len(), 1);
-        assert_eq!(commits[0].checkpoint.as_deref(), Some(seqs[99].as_str()));
+        assert_eq!(slice.len(), 1);
+        assert_eq!(slice[0].checkpoint.as_deref(), Some(seqs[99].as_str()));
         // No partition key gets more than one write in the slice: one item
         // an (aggregate, window), whatever the records and values.
-        let pks: Vec<&str> = commits[0]
+        let pks: Vec<&str> = slice[0]
             .puts
             .iter()
             .map(|p| p[AGGREGATES_PK].as_s().unwrap().as_str())
@@ -442,7 +442,7 @@ mod tests {
             "shard 11 is bucket 3"
         );
         // The counts are the pure tally: 90 distinct tweets, each once.
-        let sums = summed(&commits);
+        let sums = summed(&slice);
         assert_eq!(sums["lang"].values().sum::<u64>(), 90);
         assert_eq!(sums["hashtag"].values().sum::<u64>(), 180);
         let pure = pure_counts(&plan);
@@ -451,7 +451,7 @@ mod tests {
         // elsewhere) is not counted here.
         let mut elsewhere = counted.clone();
         elsewhere.insert("0".into(), "5:999::0".into());
-        let sums = summed(&super::commits(&records, &plan, &elsewhere, &program, 5));
+        let sums = summed(&commits(&records, &plan, &elsewhere, &program, 5));
         assert_eq!(sums["lang"].values().sum::<u64>(), 89);
     }
 
@@ -482,24 +482,20 @@ mod tests {
     #[test]
     fn a_run_spans_slices_until_it_is_closed() {
         let program = Program::default();
-        let (seqs, data) = records(300);
+        let (seqs, data) = records(120);
         let all = inputs(&seqs, &data);
-        let whole = batch::plan(&all, &program, 5);
-        let counted = first_positions(&[&whole]);
-        let once = summed(&commits(
-            &all[..120],
-            &batch::plan(&all[..120], &program, 5),
-            &counted,
-            &program,
-            5,
-        ));
+        let plan_of = |slice: &[InRecord<'_>]| batch::plan(slice, &program, 5);
+        let counted = first_positions(&[&plan_of(&all)]);
+        let once = summed(&commits(&all, &plan_of(&all), &counted, &program, 5));
         // Slices of 30 added to one run: nothing is due until it is closed,
         // and then one commit holds the four slices' counts, keyed by the
         // run's first record, moving the checkpoint to its last.
         let mut runs = Runs::new("shardId-000000000011");
-        for slice in all[..120].chunks(30) {
-            let plan = batch::plan(slice, &program, 5);
-            assert!(runs.add(slice, &plan, &counted, &program, 5).is_empty());
+        for slice in all.chunks(30) {
+            assert!(
+                runs.add(slice, &plan_of(slice), &counted, &program, 5)
+                    .is_empty()
+            );
         }
         assert_eq!(runs.open_records(), 120);
         let commit = runs.close(&program, 5).expect("an open run");
@@ -510,20 +506,10 @@ mod tests {
         );
         assert_eq!(summed(std::slice::from_ref(&commit)), once);
         // Fewer partition keys written than one commit a slice would write.
-        let per_slice: usize = all[..120]
+        let per_slice: usize = all
             .chunks(30)
-            .map(|slice| {
-                commits(
-                    slice,
-                    &batch::plan(slice, &program, 5),
-                    &counted,
-                    &program,
-                    5,
-                )
-                .iter()
-                .map(|c| c.puts.len())
-                .sum::<usize>()
-            })
+            .flat_map(|slice| commits(slice, &plan_of(slice), &counted, &program, 5))
+            .map(|c| c.puts.len())
             .sum();
         assert!(
             commit.puts.len() < per_slice,

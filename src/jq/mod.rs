@@ -7,6 +7,7 @@
 //! an error of that event (its dead letter's reason), never an exit.
 
 mod plain;
+mod read;
 
 use std::ops::Range;
 
@@ -183,9 +184,10 @@ pub fn certain_shapes(code: &str) -> Vec<Shape> {
     out
 }
 
-/// Parses one JSON document into a jq value (the record's bytes, as they are).
+/// Parses one JSON document into a jq value (the record's bytes, as they
+/// are), as jaq reads it ([`read`]).
 pub fn parse(bytes: &[u8]) -> Result<Val, String> {
-    jaq_json::read::parse_single(bytes).map_err(|e| e.to_string())
+    read::parse(bytes)
 }
 
 /// A jq value as a DynamoDB attribute: strings, numbers (checked against
@@ -202,6 +204,8 @@ fn attribute(value: &Val) -> Result<AttributeValue, String> {
     Ok(match value {
         Val::Null => AttributeValue::Null(true),
         Val::Bool(b) => AttributeValue::Bool(*b),
+        // A machine integer always fits DynamoDB's 38 digits and range.
+        Val::Num(jaq_json::Num::Int(i)) => AttributeValue::N(i.to_string()),
         Val::Num(n) => AttributeValue::N(dynamodb_number(&n.to_string())?),
         Val::TStr(s) => AttributeValue::S(String::from_utf8_lossy(s).into_owned()),
         Val::BStr(b) => AttributeValue::B(aws_smithy_types::Blob::new(b.to_vec())),

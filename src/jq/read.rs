@@ -13,6 +13,14 @@
 //! that are not strings) and every error go to `jaq_json::read::parse_single`,
 //! so the value, and the error's text, are jaq's own. A property test checks
 //! that both readers give the same value.
+//!
+//! Except one error: arrays and objects nested deeper than [`MAX_DEPTH`].
+//! jaq_json reads (and a value is dropped) by recursion without a limit, so
+//! a record of a few hundred thousand `[` overflowed the thread's stack and
+//! aborted the processor, on that record again after every restart: its
+//! shard stalled. serde_json, which reads records for the built-in
+//! transform, stops at the same depth, and such a record is a `not_json`
+//! dead letter on both paths.
 
 use std::collections::HashMap;
 
@@ -22,18 +30,29 @@ use hifijson::token::Lex as _;
 use hifijson::{Read as _, SliceLexer};
 use jaq_json::{Map, Num, Val};
 
+/// How deep arrays and objects may nest in a record (serde_json's limit).
+pub const MAX_DEPTH: usize = 128;
+
 /// Parses one JSON document into a jq value.
 pub fn parse(bytes: &[u8]) -> Result<Val, String> {
-    let mut reader = Reader::default();
+    let mut reader = Reader {
+        start: bytes.as_ptr() as usize,
+        ..Reader::default()
+    };
     let mut lexer = SliceLexer::new(bytes);
     let fast = lexer.exactly_one(ws_tk, |next, lexer| reader.value(next, lexer));
     match fast {
         Ok(value) => Ok(value),
+        Err(_) if reader.too_deep_at.is_some() => Err(format!(
+            "byte offset {}: arrays and objects nested more than {MAX_DEPTH} deep",
+            reader.too_deep_at.unwrap_or_default()
+        )),
         Err(Unsupported) => jaq_json::read::parse_single(bytes).map_err(|e| e.to_string()),
     }
 }
 
-/// What this reader leaves to jaq_json's: an error, or a form it does not read.
+/// What this reader leaves to jaq_json's: an error, or a form it does not
+/// read (or, with [`Reader::too_deep_at`] set, a record too deep to read).
 struct Unsupported;
 
 impl From<hifijson::Error> for Unsupported {
@@ -56,6 +75,12 @@ impl From<hifijson::token::Expect> for Unsupported {
 
 #[derive(Default)]
 struct Reader<'a> {
+    /// Arrays and objects open around the value being read.
+    depth: usize,
+    /// Where an array or object opened past [`MAX_DEPTH`] (a byte offset).
+    too_deep_at: Option<usize>,
+    /// The record's bytes, for that offset.
+    start: usize,
     /// The keys read so far in this record, each made once.
     keys: HashMap<&'a [u8], Val, foldhash::fast::RandomState>,
     /// Elements of the arrays being read, innermost last.
@@ -72,6 +97,16 @@ enum Text<'a> {
 
 impl<'a> Reader<'a> {
     fn value(&mut self, next: u8, lexer: &mut SliceLexer<'a>) -> Result<Val, Unsupported> {
+        if matches!(next, b'[' | b'{') {
+            if self.depth == MAX_DEPTH {
+                self.too_deep_at = Some(lexer.as_slice().as_ptr() as usize - self.start);
+                return Err(Unsupported);
+            }
+            self.depth += 1;
+            let value = self.collection(next, lexer);
+            self.depth -= 1;
+            return value;
+        }
         Ok(match next {
             b'n' if lexer.strip_prefix(b"null") => Val::Null,
             b't' if lexer.strip_prefix(b"true") => Val::Bool(true),
@@ -83,6 +118,13 @@ impl<'a> Reader<'a> {
                 Text::Borrowed(bytes) => bytes.to_vec(),
                 Text::Owned(bytes) => bytes,
             }),
+            _ => return Err(Unsupported),
+        })
+    }
+
+    /// An array or an object, from its opening bracket.
+    fn collection(&mut self, next: u8, lexer: &mut SliceLexer<'a>) -> Result<Val, Unsupported> {
+        Ok(match next {
             b'[' => {
                 let start = self.elements.len();
                 lexer.discarded().seq(b']', ws_tk, |next, lexer| {
@@ -220,6 +262,35 @@ mod tests {
         ] {
             assert_eq!(shown(parse(text.as_bytes())), jaq(text), "{text}");
         }
+    }
+
+    #[test]
+    fn arrays_and_objects_nest_at_most_128_deep_and_deeper_is_an_error_not_an_abort() {
+        let nested = |depth: usize| {
+            let mut text = String::new();
+            for level in 0..depth {
+                text.push_str(if level % 2 == 0 { "[" } else { r#"{"k":"# });
+            }
+            for level in (0..depth).rev() {
+                text.push(if level % 2 == 0 { ']' } else { '}' });
+            }
+            text
+        };
+        let deepest = nested(MAX_DEPTH);
+        assert_eq!(shown(parse(deepest.as_bytes())), jaq(&deepest));
+        // The 129th opening, after 64 `[` and 64 `{"k":`.
+        assert_eq!(
+            parse(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err(),
+            "byte offset 384: arrays and objects nested more than 128 deep"
+        );
+        // Deep enough to overflow the stack of a reader without a limit
+        // (jaq_json's: this test aborted the process before the limit).
+        let record = format!("{}{}", "[".repeat(500_000), "]".repeat(500_000));
+        assert!(
+            parse(record.as_bytes())
+                .unwrap_err()
+                .ends_with("nested more than 128 deep")
+        );
     }
 
     fn json() -> impl Strategy<Value = String> {

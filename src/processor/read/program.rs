@@ -539,6 +539,42 @@ mod tests {
     const EVENTS: &str = "  transform:\n    events: '.records[]'\n    key: '.id'\n    time: '.at'\n    fields: { kind: '.type', n: '.n' }\n  aggregates:\n    - { name: kind, by: '.type', window: 5m }\n";
 
     #[test]
+    fn a_record_nested_too_deep_is_a_dead_letter_and_the_next_record_is_stored() {
+        let p = program(EVENTS);
+        let deep = format!(
+            r#"{{"records": [{{"id": "a", "deep": {}{}}}]}}"#,
+            "[".repeat(300_000),
+            "]".repeat(300_000)
+        );
+        let good = r#"{"records": [{"id": "b", "type": "x"}]}"#;
+        let records: Vec<InRecord<'_>> = [("1", deep.as_str()), ("2", good)]
+            .into_iter()
+            .map(|(sequence_number, data)| InRecord {
+                shard_id: "s",
+                sequence_number,
+                partition_key: "k",
+                data: data.as_bytes(),
+                arrival_s: Some(600),
+            })
+            .collect();
+        let out = batch::plan(&records, &p, 1_000_000);
+        assert_eq!(out.items.keys().collect::<Vec<_>>(), ["b"]);
+        let letters: Vec<(&str, &str)> = out
+            .dead_letters
+            .iter()
+            .map(|d| (d.sequence_number.as_str(), d.reason))
+            .collect();
+        assert_eq!(letters, [("1", "not_json")]);
+        assert!(
+            out.dead_letters[0]
+                .error
+                .contains("nested more than 128 deep"),
+            "{}",
+            out.dead_letters[0].error
+        );
+    }
+
+    #[test]
     fn a_key_that_yields_two_values_makes_a_dead_letter_and_the_other_events_are_kept() {
         let p = program(EVENTS);
         let out = plan(

@@ -47,8 +47,35 @@ pub fn parse(bytes: &[u8]) -> Result<Val, String> {
             "byte offset {}: arrays and objects nested more than {MAX_DEPTH} deep",
             reader.too_deep_at.unwrap_or_default()
         )),
+        // jaq_json stops at an error where this reader did, but reads on
+        // through a form this reader leaves to it: bound its recursion too.
+        Err(Unsupported) if nesting(bytes) > MAX_DEPTH => Err(format!(
+            "arrays and objects nested more than {MAX_DEPTH} deep"
+        )),
         Err(Unsupported) => jaq_json::read::parse_single(bytes).map_err(|e| e.to_string()),
     }
+}
+
+/// The deepest nesting of arrays and objects in `bytes`, strings skipped
+/// (more than the truth only where a `#` comment holds brackets).
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in bytes {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            _ if in_string => {}
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// What this reader leaves to jaq_json's: an error, or a form it does not
@@ -285,12 +312,25 @@ mod tests {
         );
         // Deep enough to overflow the stack of a reader without a limit
         // (jaq_json's: this test aborted the process before the limit).
-        let record = format!("{}{}", "[".repeat(500_000), "]".repeat(500_000));
-        assert!(
-            parse(record.as_bytes())
-                .unwrap_err()
-                .ends_with("nested more than 128 deep")
-        );
+        let deep = format!("{}{}", "[".repeat(500_000), "]".repeat(500_000));
+        // Forms this reader leaves to jaq_json's (a key that is not a
+        // string, a byte string) do not take a deep record past the limit.
+        for record in [
+            deep.clone(),
+            format!("{{1: {deep}}}"),
+            format!(r#"[b"x", {deep}]"#),
+        ] {
+            assert!(
+                parse(record.as_bytes())
+                    .unwrap_err()
+                    .ends_with("nested more than 128 deep"),
+                "{}",
+                &record[..20]
+            );
+        }
+        // Brackets in strings are not nesting.
+        let brackets = format!(r#"{{1: ["{}\"{}"]}}"#, "[".repeat(300), "{".repeat(300));
+        assert_eq!(shown(parse(brackets.as_bytes())), jaq(&brackets));
     }
 
     fn json() -> impl Strategy<Value = String> {

@@ -35,17 +35,15 @@ pub const MAX_DEPTH: usize = 128;
 
 /// Parses one JSON document into a jq value.
 pub fn parse(bytes: &[u8]) -> Result<Val, String> {
-    let mut reader = Reader {
-        start: bytes.as_ptr() as usize,
-        ..Reader::default()
-    };
+    let mut reader = Reader::default();
     let mut lexer = SliceLexer::new(bytes);
     let fast = lexer.exactly_one(ws_tk, |next, lexer| reader.value(next, lexer));
     match fast {
         Ok(value) => Ok(value),
-        Err(_) if reader.too_deep_at.is_some() => Err(format!(
+        // The lexer stopped at the opening past the limit.
+        Err(_) if reader.too_deep => Err(format!(
             "byte offset {}: arrays and objects nested more than {MAX_DEPTH} deep",
-            reader.too_deep_at.unwrap_or_default()
+            bytes.len() - lexer.as_slice().len()
         )),
         // jaq_json stops at an error where this reader did, but reads on
         // through a form this reader leaves to it: bound its recursion too.
@@ -79,7 +77,7 @@ fn nesting(bytes: &[u8]) -> usize {
 }
 
 /// What this reader leaves to jaq_json's: an error, or a form it does not
-/// read (or, with [`Reader::too_deep_at`] set, a record too deep to read).
+/// read (or, with [`Reader::too_deep`] set, a record too deep to read).
 struct Unsupported;
 
 impl From<hifijson::Error> for Unsupported {
@@ -104,10 +102,8 @@ impl From<hifijson::token::Expect> for Unsupported {
 struct Reader<'a> {
     /// Arrays and objects open around the value being read.
     depth: usize,
-    /// Where an array or object opened past [`MAX_DEPTH`] (a byte offset).
-    too_deep_at: Option<usize>,
-    /// The record's bytes, for that offset.
-    start: usize,
+    /// Whether an array or object opened past [`MAX_DEPTH`].
+    too_deep: bool,
     /// The keys read so far in this record, each made once.
     keys: HashMap<&'a [u8], Val, foldhash::fast::RandomState>,
     /// Elements of the arrays being read, innermost last.
@@ -126,7 +122,7 @@ impl<'a> Reader<'a> {
     fn value(&mut self, next: u8, lexer: &mut SliceLexer<'a>) -> Result<Val, Unsupported> {
         if matches!(next, b'[' | b'{') {
             if self.depth == MAX_DEPTH {
-                self.too_deep_at = Some(lexer.as_slice().as_ptr() as usize - self.start);
+                self.too_deep = true;
                 return Err(Unsupported);
             }
             self.depth += 1;

@@ -6,13 +6,16 @@
 //! A program never stops the processor: a runtime error, and `halt`, are
 //! an error of that event (its dead letter's reason), never an exit.
 
+mod natives;
 mod plain;
 mod read;
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use jaq_core::compile::Undefined;
+use jaq_core::load::parse::Def;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
@@ -24,6 +27,19 @@ pub struct Expression {
     /// The expression's plain form, answered without the interpreter
     /// where jq's answer is certain ([`plain`]).
     plain: Option<plain::Plain>,
+}
+
+/// jq's standard library as jaq defines it in jq, parsed once: jaq parses
+/// its jq source on every call, and a stack's expressions are compiled
+/// one at a time (about half of compiling a small expression).
+fn std_defs() -> &'static [Def<&'static str>] {
+    static DEFS: OnceLock<Vec<Def<&'static str>>> = OnceLock::new();
+    DEFS.get_or_init(|| {
+        jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .collect()
+    })
 }
 
 /// Why an expression does not compile, and where in it (a byte range of its code).
@@ -56,10 +72,19 @@ impl Expression {
     /// Parses and compiles `code` with jq's standard library; every error
     /// found, each with where it is.
     pub fn compile(code: &str) -> Result<Self, Vec<CompileError>> {
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
+        Self::compile_with(code, true)
+    }
+
+    /// [`Expression::compile`], with the [`natives`] in place of jaq's
+    /// definitions of the same filters, or (for tests) without them.
+    fn compile_with(code: &str, with_natives: bool) -> Result<Self, Vec<CompileError>> {
+        let defs = std_defs()
+            .iter()
+            .filter(|def| !(with_natives && natives::replaces(def)))
+            .cloned();
+        let funs = natives::funs()
+            .filter(|_| with_natives)
+            .chain(jaq_core::funs())
             .chain(jaq_std::funs())
             .chain(jaq_json::funs());
         let arena = Arena::default();

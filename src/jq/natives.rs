@@ -1,5 +1,8 @@
 //! jq builtins that jaq defines in jq, given here as native filters with
-//! the same answers: `null`, `true`, `false`, `not`, `type` and `empty`.
+//! the same answers: `null`, `true`, `false`, `not`, `type` and `empty`;
+//! the type tests `isboolean`, `isnumber`, `isstring`, `isarray` and
+//! `isobject`; and the selections `values`, `nulls`, `booleans`,
+//! `numbers`, `strings`, `arrays`, `objects`, `iterables` and `scalars`.
 //!
 //! Why: jaq builds them from other definitions (`def null: [][0];`,
 //! `def true: 0 == 0;`, `def type: if . == null then "null" elif
@@ -7,8 +10,9 @@
 //! cachegrind on the bench's X API pages, one `type` call took about 28,000
 //! instructions and `. != null` about 11,000, most of a field's cost: these
 //! are in nearly every transform (`select(.x != null)`, `// empty`,
-//! `select(type == "string")`). jq itself implements them natively (in C),
-//! as constants and builtins.
+//! `select(type == "string")`). `strings` (`select(. >= "" and . < [])`)
+//! took about 8,500 instructions a call. jq itself implements these
+//! natively (in C), as constants and builtins.
 //!
 //! Not a second jq: each is a single step on one value, and a test checks
 //! that every one answers as jaq's own definition does, paths and updates
@@ -19,20 +23,58 @@ use jaq_core::load::parse::Def;
 use jaq_core::native::{Filter, Fun, run, v};
 use jaq_core::{Native, RunPtr, ValT as _, data};
 use jaq_json::Val;
+use std::sync::OnceLock;
 
 type D = data::JustLut<Val>;
 
-/// The definitions these natives replace (all without arguments).
-const REPLACED: [&str; 6] = ["null", "true", "false", "not", "type", "empty"];
-
-/// Whether `def` is one that a native here replaces.
+/// The definitions these natives replace (all without arguments): those
+/// named by [`funs`].
 pub(super) fn replaces(def: &Def<&str>) -> bool {
-    def.args.is_empty() && REPLACED.contains(&def.name)
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| funs().map(|(name, ..)| name).collect());
+    def.args.is_empty() && names.contains(&def.name)
+}
+
+/// A selection (`def strings: select(isstring);`): the input when it
+/// matches `$kind`, else nothing; its path likewise; an update changes it
+/// when it matches and leaves it as it is otherwise (as `select`'s `if`
+/// does, with `empty`'s update in its `else`).
+macro_rules! selection {
+    ($name:literal, $kind:pat) => {
+        (
+            $name,
+            v(0),
+            Native::new(|(_, x)| match x {
+                $kind => box_once(Ok(x)),
+                _ => Box::new(std::iter::empty()),
+            })
+            .with_paths(|(_, (x, path))| match x {
+                $kind => box_once(Ok((x, path))),
+                _ => Box::new(std::iter::empty()),
+            })
+            .with_update(|(_, x), f| match x {
+                $kind => f(x),
+                _ => box_once(Ok(x)),
+            }),
+        )
+    };
+}
+
+/// A type test (`def isstring: . >= "" and . < [];`): whether the input
+/// matches `$kind`. Like jaq's definitions, it has no path.
+macro_rules! test {
+    ($name:literal, $kind:pat) => {
+        (
+            $name,
+            v(0),
+            (|(_, x)| box_once(Ok(Val::Bool(matches!(x, $kind))))) as RunPtr<D>,
+        )
+    };
 }
 
 /// The native filters, in place of the definitions [`replaces`] drops.
 pub(super) fn funs() -> impl Iterator<Item = Fun<D>> {
-    let runs: [Filter<RunPtr<D>>; 5] = [
+    let runs: [Filter<RunPtr<D>>; 10] = [
         ("null", v(0), |_| box_once(Ok(Val::Null))),
         ("true", v(0), |_| box_once(Ok(Val::Bool(true)))),
         ("false", v(0), |_| box_once(Ok(Val::Bool(false)))),
@@ -40,6 +82,11 @@ pub(super) fn funs() -> impl Iterator<Item = Fun<D>> {
         ("type", v(0), |(_, x)| {
             box_once(Ok(Val::from(type_name(&x).to_string())))
         }),
+        test!("isboolean", Val::Bool(_)),
+        test!("isnumber", Val::Num(_)),
+        test!("isstring", Val::TStr(_) | Val::BStr(_)),
+        test!("isarray", Val::Arr(_)),
+        test!("isobject", Val::Obj(_)),
     ];
     // No value and no path; updating no path leaves the input as it is.
     let empty: Fun<D> = (
@@ -49,7 +96,27 @@ pub(super) fn funs() -> impl Iterator<Item = Fun<D>> {
             .with_paths(|_| Box::new(std::iter::empty()))
             .with_update(|(_, x), _| box_once(Ok(x))),
     );
-    runs.into_iter().map(run::<D>).chain([empty])
+    let selections: [Fun<D>; 9] = [
+        selection!(
+            "values",
+            Val::Bool(_) | Val::Num(_) | Val::TStr(_) | Val::BStr(_) | Val::Arr(_) | Val::Obj(_)
+        ),
+        selection!("nulls", Val::Null),
+        selection!("booleans", Val::Bool(_)),
+        selection!("numbers", Val::Num(_)),
+        selection!("strings", Val::TStr(_) | Val::BStr(_)),
+        selection!("arrays", Val::Arr(_)),
+        selection!("objects", Val::Obj(_)),
+        selection!("iterables", Val::Arr(_) | Val::Obj(_)),
+        selection!(
+            "scalars",
+            Val::Null | Val::Bool(_) | Val::Num(_) | Val::TStr(_) | Val::BStr(_)
+        ),
+    ];
+    runs.into_iter()
+        .map(run::<D>)
+        .chain([empty])
+        .chain(selections)
 }
 
 /// jq's name of a value's type. jaq's byte strings are strings.
@@ -120,6 +187,23 @@ mod tests {
             "[paths]",
             "path(null)",
             "path(not)",
+            // The type tests and selections, on values, paths and updates.
+            "[.. | [isboolean, isnumber, isstring, isarray, isobject]]",
+            "[.. | values], [.. | nulls], [.. | booleans], [.. | arrays]",
+            "[.. | objects], [.. | iterables | length]",
+            "[path(.. | strings)], [path(.. | scalars)], [path(.. | values)]",
+            "[paths(isnumber)]",
+            "(.. | strings) |= ascii_upcase",
+            "(.. | numbers) |= . * 2",
+            "(.[]? | nulls) |= 0",
+            "del(.. | nulls)",
+            "del(.[]? | booleans)",
+            "(.[]? | values) |= empty",
+            "(.[]? | arrays) |= length",
+            "[(.[]? | objects) |= keys]",
+            "path(isstring)",
+            "(isarray) |= 1",
+            "(\"a\", [1] | tobytes) | [type, isstring, strings, scalars]",
             // Library filters built on them.
             "[.. | strings]",
             "[.. | numbers]",

@@ -6,7 +6,8 @@
 //! allocates every object key anew (two allocations: the bytes and their
 //! box), and grows every object's index map and every array one doubling at
 //! a time. Here the keys of one record are made once and shared (a record's
-//! objects repeat the same few keys), and each object and array is built
+//! objects repeat the same few keys), each with its hash, which the
+//! record's objects share a hasher to use; and each object and array is built
 //! at its final size from a scratch stack.
 //!
 //! Anything this reader does not take on (jaq's byte strings `b"..."`, keys
@@ -23,11 +24,13 @@
 //! dead letter on both paths.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 
 use hifijson::num::LexWrite as _;
 use hifijson::str::LexWrite as _;
 use hifijson::token::Lex as _;
 use hifijson::{Read as _, SliceLexer};
+use indexmap::map::{RawEntryApiV1 as _, raw_entry_v1::RawEntryMut};
 use jaq_json::{Map, Num, Val};
 
 /// How deep arrays and objects may nest in a record (serde_json's limit).
@@ -104,12 +107,16 @@ struct Reader<'a> {
     depth: usize,
     /// Whether an array or object opened past [`MAX_DEPTH`].
     too_deep: bool,
-    /// The keys read so far in this record, each made once.
-    keys: HashMap<&'a [u8], Val, foldhash::fast::RandomState>,
+    /// The hasher of every object of this record (jaq's: foldhash, seeded
+    /// at random, here once a record instead of once an object).
+    hasher: foldhash::fast::RandomState,
+    /// The keys read so far in this record, each made once, with its hash
+    /// under [`Reader::hasher`] (hashed once a record, not once an object).
+    keys: HashMap<&'a [u8], (Val, u64), foldhash::fast::RandomState>,
     /// Elements of the arrays being read, innermost last.
     elements: Vec<Val>,
     /// Entries of the objects being read, innermost last.
-    entries: Vec<(Val, Val)>,
+    entries: Vec<((Val, u64), Val)>,
 }
 
 /// A string as read: borrowed from the input when it holds no escape.
@@ -170,10 +177,15 @@ impl<'a> Reader<'a> {
                     Ok(())
                 })?;
                 let entries = self.entries.drain(start..);
-                let mut map = Map::with_capacity_and_hasher(entries.len(), Default::default());
+                let mut map = Map::with_capacity_and_hasher(entries.len(), self.hasher);
                 // As jaq_json: a repeated key keeps its first place and its last value.
-                for (key, value) in entries {
-                    map.insert(key, value);
+                for ((key, hash), value) in entries {
+                    match map.raw_entry_mut_v1().from_hash(hash, |k| *k == key) {
+                        RawEntryMut::Occupied(mut entry) => *entry.get_mut() = value,
+                        RawEntryMut::Vacant(entry) => {
+                            entry.insert_hashed_nocheck(hash, key, value);
+                        }
+                    }
                 }
                 Val::obj(map)
             }
@@ -181,15 +193,21 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// An object's key, made once per record when it holds no escape.
-    fn key(&mut self, lexer: &mut SliceLexer<'a>) -> Result<Val, Unsupported> {
+    /// An object's key and its hash, made once per record when it holds
+    /// no escape.
+    fn key(&mut self, lexer: &mut SliceLexer<'a>) -> Result<(Val, u64), Unsupported> {
+        let hasher = &self.hasher;
+        let hashed = |key: Val| {
+            let hash = hasher.hash_one(&key);
+            (key, hash)
+        };
         Ok(match string(lexer)? {
             Text::Borrowed(bytes) => self
                 .keys
                 .entry(bytes)
-                .or_insert_with(|| Val::utf8_str(bytes.to_vec()))
+                .or_insert_with(|| hashed(Val::utf8_str(bytes.to_vec())))
                 .clone(),
-            Text::Owned(bytes) => Val::utf8_str(bytes),
+            Text::Owned(bytes) => hashed(Val::utf8_str(bytes)),
         })
     }
 }

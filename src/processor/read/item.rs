@@ -52,8 +52,10 @@ fn value_size(v: &AttributeValue) -> usize {
 /// zeros trimmed), plus 1.
 fn number_size(text: &str) -> usize {
     let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    let digits = || mantissa.bytes().filter(u8::is_ascii_digit);
+    let leading = digits().take_while(|&d| d == b'0').count();
+    let trailing = digits().rev().take_while(|&d| d == b'0').count();
+    let significant = digits().count().saturating_sub(leading + trailing);
     significant.div_ceil(2) + 1
 }
 
@@ -79,16 +81,16 @@ fn string(out: &mut Vec<u8>, s: &str) {
 }
 
 fn map(out: &mut Vec<u8>, map: &Item) {
-    let mut names: Vec<&String> = map.keys().collect();
-    names.sort();
+    let mut entries: Vec<(&String, &AttributeValue)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     out.push(b'{');
-    for (i, name) in names.into_iter().enumerate() {
+    for (i, (name, v)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         string(out, name);
         out.push(b':');
-        value(out, &map[name]);
+        value(out, v);
     }
     out.push(b'}');
 }
@@ -159,6 +161,9 @@ mod tests {
         assert_eq!(n("-0.00120"), 1 + 2);
         assert_eq!(n("1500000"), 1 + 2);
         assert_eq!(n("1.5E+30"), 1 + 2);
+        assert_eq!(n("0"), 1 + 1);
+        assert_eq!(n("-0.000"), 1 + 1);
+        assert_eq!(n("100.001"), 1 + 4);
         let text = |bytes: usize| -> Item {
             [("t".to_string(), AttributeValue::S("é".repeat(bytes / 2)))].into()
         };

@@ -318,9 +318,13 @@ fn run_event(
     for aggregate in aggregates {
         counted.push(match &aggregate.by {
             By::Jq(by) => {
-                let label = format!("aggregates.{}", aggregate.name);
-                counted_values(&run(&label, by, MAX_VALUES)?)
-                    .map_err(|e| fail("bad_aggregate", format!("{label}: {e}")))?
+                // The label is made only for an error: this runs for every event.
+                let label = || format!("aggregates.{}", aggregate.name);
+                let values = by
+                    .run(event.clone(), MAX_VALUES)
+                    .map_err(|e| fail("transform_error", format!("{}: {e}", label())))?;
+                counted_values(&values)
+                    .map_err(|e| fail("bad_aggregate", format!("{}: {e}", label())))?
             }
             // The built-in counters apply to tweets only.
             By::Hashtags | By::Lang => Vec::new(),

@@ -218,14 +218,38 @@ pub fn parse(bytes: &[u8]) -> Result<Val, String> {
 /// A jq value as a DynamoDB attribute: strings, numbers (checked against
 /// DynamoDB's limits), booleans, lists and maps; `null` at the top is
 /// `None` (a field left out), and within a list or map is DynamoDB's NULL.
+/// A value nested deeper than DynamoDB stores ([`MAX_NESTING`]) is an
+/// error, as DynamoDB's ValidationException would be.
 pub fn to_attribute(value: &Val) -> Result<Option<AttributeValue>, String> {
     Ok(match value {
         Val::Null => None,
-        other => Some(attribute(other)?),
+        other => Some(attribute(other, 1)?),
     })
 }
 
-fn attribute(value: &Val) -> Result<AttributeValue, String> {
+/// Most levels DynamoDB nests an attribute's value: the attribute is level
+/// 1, and each list or map adds one (the developer guide's quotas; real
+/// DynamoDB takes a scalar inside 31 maps and refuses one inside 32, with
+/// "Nesting Levels have exceeded supported limits").
+pub const MAX_NESTING: usize = 32;
+
+/// Whether `value` holds lists or maps nested more than `levels` deep (its
+/// recursion goes no deeper than `levels`, however deep the value).
+pub fn nested_deeper_than(value: &Val, levels: usize) -> bool {
+    match value {
+        Val::Arr(items) => levels == 0 || items.iter().any(|v| nested_deeper_than(v, levels - 1)),
+        Val::Obj(map) => levels == 0 || map.values().any(|v| nested_deeper_than(v, levels - 1)),
+        _ => false,
+    }
+}
+
+fn attribute(value: &Val, level: usize) -> Result<AttributeValue, String> {
+    if level > MAX_NESTING {
+        return Err(format!(
+            "nests lists and maps more than {MAX_NESTING} levels deep; DynamoDB stores at most {MAX_NESTING}"
+        ));
+    }
+    let nested = |v| attribute(v, level + 1);
     Ok(match value {
         Val::Null => AttributeValue::Null(true),
         Val::Bool(b) => AttributeValue::Bool(*b),
@@ -234,13 +258,11 @@ fn attribute(value: &Val) -> Result<AttributeValue, String> {
         Val::Num(n) => AttributeValue::N(dynamodb_number(&n.to_string())?),
         Val::TStr(s) => AttributeValue::S(String::from_utf8_lossy(s).into_owned()),
         Val::BStr(b) => AttributeValue::B(aws_smithy_types::Blob::new(b.to_vec())),
-        Val::Arr(items) => {
-            AttributeValue::L(items.iter().map(attribute).collect::<Result<_, _>>()?)
-        }
+        Val::Arr(items) => AttributeValue::L(items.iter().map(nested).collect::<Result<_, _>>()?),
         Val::Obj(map) => AttributeValue::M(
             map.iter()
                 .map(|(k, v)| match k {
-                    Val::TStr(k) => Ok((String::from_utf8_lossy(k).into_owned(), attribute(v)?)),
+                    Val::TStr(k) => Ok((String::from_utf8_lossy(k).into_owned(), nested(v)?)),
                     other => Err(format!("a map key must be a string, not {other}")),
                 })
                 .collect::<Result<_, _>>()?,
@@ -414,6 +436,34 @@ mod tests {
         );
         // A number beyond DynamoDB's range (here past f64 as well) is refused.
         assert!(to_attribute(&value("1e400")).is_err());
+    }
+
+    #[test]
+    fn values_nest_at_most_as_deep_as_dynamodb_stores() {
+        // A scalar inside `wrappers` lists and maps, in turn.
+        let nested = |wrappers: usize| {
+            let mut text = "1".to_string();
+            for level in 0..wrappers {
+                text = if level % 2 == 0 {
+                    format!("[{text}]")
+                } else {
+                    format!(r#"{{"k":{text}}}"#)
+                };
+            }
+            value(&text)
+        };
+        // DynamoDB takes a scalar inside 31 lists and maps, not 32.
+        assert!(to_attribute(&nested(31)).is_ok());
+        let refused = to_attribute(&nested(32)).unwrap_err();
+        assert!(refused.contains("more than 32 levels"), "{refused}");
+        // An empty list is a level of its own: 32 lists are 32 levels.
+        let lists = |n: usize| value(&format!("{}{}", "[".repeat(n), "]".repeat(n)));
+        assert!(to_attribute(&lists(32)).is_ok());
+        assert!(to_attribute(&lists(33)).is_err());
+        assert!(!nested_deeper_than(&nested(31), 31));
+        assert!(nested_deeper_than(&nested(32), 31));
+        assert!(!nested_deeper_than(&value("[1, {}, []]"), 2));
+        assert!(nested_deeper_than(&value("[1, {}, [[]]]"), 2));
     }
 
     fn run(code: &str, input: &str) -> Result<Vec<String>, RunError> {

@@ -350,15 +350,22 @@ fn reason_of(name: &str) -> &'static str {
 
 /// A few values, for an error message.
 fn listed(values: &[Val]) -> String {
-    let mut shown: Vec<String> = values
-        .iter()
-        .take(3)
-        .map(|v| short(&v.to_string()))
-        .collect();
+    let mut parts: Vec<String> = values.iter().take(3).map(shown).collect();
     if values.len() > 3 {
-        shown.push("...".into());
+        parts.push("...".into());
     }
-    shown.join(", ")
+    parts.join(", ")
+}
+
+/// A value for an error message, cut short. One nested deeper than
+/// DynamoDB stores is named, not printed: jaq prints a value by recursion,
+/// and a transform can build one deep enough to overflow the stack.
+fn shown(value: &Val) -> String {
+    if jq::nested_deeper_than(value, jq::MAX_NESTING) {
+        format!("a value nested more than {} levels deep", jq::MAX_NESTING)
+    } else {
+        short(&value.to_string())
+    }
 }
 
 fn short(text: &str) -> String {
@@ -389,7 +396,7 @@ fn key_text(value: &Val) -> Result<String, String> {
         other => {
             return Err(format!(
                 "yielded {}, {}; a key must be a string or an integer",
-                short(&other.to_string()),
+                shown(other),
                 type_name(other)
             ));
         }
@@ -425,7 +432,7 @@ fn time_of(value: &Val) -> Result<i64, String> {
         }
         other => Err(format!(
             "yielded {}, {}; a time is RFC 3339 text or epoch seconds",
-            short(&other.to_string()),
+            shown(other),
             type_name(other)
         )),
     }
@@ -442,7 +449,7 @@ fn counted_values(values: &[Val]) -> Result<Vec<String>, String> {
             other => {
                 return Err(format!(
                     "yielded {}, {}; values counted must be strings, numbers or booleans",
-                    short(&other.to_string()),
+                    shown(other),
                     type_name(other)
                 ));
             }
@@ -575,6 +582,40 @@ mod tests {
                 .contains("nested more than 128 deep"),
             "{}",
             out.dead_letters[0].error
+        );
+    }
+
+    #[test]
+    fn a_value_nested_deeper_than_dynamodb_stores_is_a_dead_letter_not_an_abort() {
+        // The transform builds the depth (a record's own JSON stops at 128):
+        // 20,000 lists overflowed the stack when made into an attribute,
+        // or printed for a key's error, and aborted the processor.
+        let p = program(
+            "  transform:\n    events: '.records[]'\n    key: 'if .deep then reduce range(.n) as $i (null; [.]) else .id end'\n    fields: { deep: 'if .deep then empty else reduce range(.n) as $i (null; [.]) end' }\n",
+        );
+        let out = plan(
+            &p,
+            r#"{"records": [{"id": "a", "n": 31}, {"id": "b", "n": 32}, {"id": "c", "n": 20000}, {"deep": true, "n": 20000}]}"#,
+            None,
+        );
+        assert_eq!(out.items.keys().collect::<Vec<_>>(), ["a"]);
+        let letters: Vec<(Option<usize>, &str, &str)> = out
+            .dead_letters
+            .iter()
+            .map(|d| (d.index, d.reason, d.error.as_str()))
+            .collect();
+        let deep = "fields.deep: nests lists and maps more than 32 levels deep; DynamoDB stores at most 32";
+        assert_eq!(
+            letters,
+            [
+                (Some(1), "bad_field", deep),
+                (Some(2), "bad_field", deep),
+                (
+                    Some(3),
+                    "bad_key",
+                    "key: yielded a value nested more than 32 levels deep, an array; a key must be a string or an integer"
+                ),
+            ]
         );
     }
 

@@ -547,6 +547,14 @@ mod tests {
         batch::plan(&[record], program, 1_000_000)
     }
 
+    /// Each dead letter's event, reason and error.
+    fn letters(out: &BatchPlan) -> Vec<(Option<usize>, &str, &str)> {
+        out.dead_letters
+            .iter()
+            .map(|d| (d.index, d.reason, d.error.as_str()))
+            .collect()
+    }
+
     const EVENTS: &str = "  transform:\n    events: '.records[]'\n    key: '.id'\n    time: '.at'\n    fields: { kind: '.type', n: '.n' }\n  aggregates:\n    - { name: kind, by: '.type', window: 5m }\n";
 
     #[test]
@@ -599,11 +607,7 @@ mod tests {
             None,
         );
         assert_eq!(out.items.keys().collect::<Vec<_>>(), ["a"]);
-        let letters: Vec<(Option<usize>, &str, &str)> = out
-            .dead_letters
-            .iter()
-            .map(|d| (d.index, d.reason, d.error.as_str()))
-            .collect();
+        let letters = letters(&out);
         let deep = "fields.deep: nests lists and maps more than 32 levels deep; DynamoDB stores at most 32";
         assert_eq!(
             letters,
@@ -628,11 +632,7 @@ mod tests {
             Some(600),
         );
         assert_eq!(out.items.keys().collect::<Vec<_>>(), ["a"]);
-        let letters: Vec<(Option<usize>, &str, &str)> = out
-            .dead_letters
-            .iter()
-            .map(|d| (d.index, d.reason, d.error.as_str()))
-            .collect();
+        let letters = letters(&out);
         assert_eq!(
             letters,
             [

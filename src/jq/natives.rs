@@ -62,7 +62,7 @@ macro_rules! selection {
 
 /// A type test (`def isstring: . >= "" and . < [];`): whether the input
 /// matches `$kind`. Like jaq's definitions, it has no path.
-macro_rules! test {
+macro_rules! type_test {
     ($name:literal, $kind:pat) => {
         (
             $name,
@@ -82,11 +82,11 @@ pub(super) fn funs() -> impl Iterator<Item = Fun<D>> {
         ("type", v(0), |(_, x)| {
             box_once(Ok(Val::from(type_name(&x).to_string())))
         }),
-        test!("isboolean", Val::Bool(_)),
-        test!("isnumber", Val::Num(_)),
-        test!("isstring", Val::TStr(_) | Val::BStr(_)),
-        test!("isarray", Val::Arr(_)),
-        test!("isobject", Val::Obj(_)),
+        type_test!("isboolean", Val::Bool(_)),
+        type_test!("isnumber", Val::Num(_)),
+        type_test!("isstring", Val::TStr(_) | Val::BStr(_)),
+        type_test!("isarray", Val::Arr(_)),
+        type_test!("isobject", Val::Obj(_)),
     ];
     // No value and no path; updating no path leaves the input as it is.
     let empty: Fun<D> = (

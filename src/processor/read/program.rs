@@ -45,6 +45,8 @@ pub struct JqTransform {
 #[derive(Debug)]
 pub struct Aggregate {
     pub name: String,
+    /// Its name in errors (`aggregates.NAME`), made once, not per event.
+    pub label: String,
     pub window_s: i64,
     pub by: By,
 }
@@ -113,12 +115,14 @@ impl Program {
             .into_iter()
             .map(|a| {
                 let window_s = i64::from(a.window_s().unwrap_or(60));
+                let label = format!("aggregates.{}", a.name);
                 let by = match (builtin_defaults, a.name.as_str()) {
                     (true, "hashtag") => By::Hashtags,
                     (true, _) => By::Lang,
-                    (false, _) => By::Jq(compile(&format!("aggregates.{}", a.name), &a.by)?),
+                    (false, _) => By::Jq(compile(&label, &a.by)?),
                 };
                 Ok(Aggregate {
+                    label,
                     name: a.name,
                     window_s,
                     by,
@@ -143,11 +147,13 @@ impl Program {
             aggregates: vec![
                 Aggregate {
                     name: "hashtag".into(),
+                    label: "aggregates.hashtag".into(),
                     window_s: 60,
                     by: By::Hashtags,
                 },
                 Aggregate {
                     name: "lang".into(),
+                    label: "aggregates.lang".into(),
                     window_s: 60,
                     by: By::Lang,
                 },
@@ -318,13 +324,9 @@ fn run_event(
     for aggregate in aggregates {
         counted.push(match &aggregate.by {
             By::Jq(by) => {
-                // The label is made only for an error: this runs for every event.
-                let label = || format!("aggregates.{}", aggregate.name);
-                let values = by
-                    .run(event.clone(), MAX_VALUES)
-                    .map_err(|e| fail("transform_error", format!("{}: {e}", label())))?;
-                counted_values(&values)
-                    .map_err(|e| fail("bad_aggregate", format!("{}: {e}", label())))?
+                let label = aggregate.label.as_str();
+                counted_values(&run(label, by, MAX_VALUES)?)
+                    .map_err(|e| fail("bad_aggregate", format!("{label}: {e}")))?
             }
             // The built-in counters apply to tweets only.
             By::Hashtags | By::Lang => Vec::new(),

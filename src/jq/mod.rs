@@ -6,6 +6,7 @@
 //! A program never stops the processor: a runtime error, and `halt`, are
 //! an error of that event (its dead letter's reason), never an exit.
 
+mod demand;
 mod natives;
 mod plain;
 mod read;
@@ -19,6 +20,8 @@ use jaq_core::load::parse::Def;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
+
+pub use demand::Demand;
 
 /// A compiled expression.
 pub struct Expression {
@@ -213,6 +216,11 @@ pub fn certain_shapes(code: &str) -> Vec<Shape> {
 /// are), as jaq reads it ([`read`]).
 pub fn parse(bytes: &[u8]) -> Result<Val, String> {
     read::parse(bytes)
+}
+
+/// [`parse`], reading only what `demand` needs of the document's objects.
+pub fn parse_for(bytes: &[u8], demand: &Demand) -> Result<Val, String> {
+    read::parse_for(bytes, demand)
 }
 
 /// A jq value as a DynamoDB attribute: strings, numbers (checked against

@@ -23,7 +23,7 @@
 //! transform, stops at the same depth, and such a record is a `not_json`
 //! dead letter on both paths.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher as _;
 
 use hifijson::num::LexWrite as _;
@@ -33,14 +33,23 @@ use hifijson::{Read as _, SliceLexer};
 use indexmap::map::{RawEntryApiV1 as _, raw_entry_v1::RawEntryMut};
 use jaq_json::{Map, Num, Val};
 
+use super::demand::Demand;
+
 /// How deep arrays and objects may nest in a record (serde_json's limit).
 pub const MAX_DEPTH: usize = 128;
 
 /// Parses one JSON document into a jq value.
 pub fn parse(bytes: &[u8]) -> Result<Val, String> {
+    parse_for(bytes, &Demand::All)
+}
+
+/// Parses one JSON document into a jq value, with only what `demand`
+/// needs of its objects; the rest is checked as JSON and skipped, so a
+/// document is refused exactly when [`parse`] refuses it, with its error.
+pub fn parse_for(bytes: &[u8], demand: &Demand) -> Result<Val, String> {
     let mut reader = Reader::default();
     let mut lexer = SliceLexer::new(bytes);
-    let fast = lexer.exactly_one(ws_tk, |next, lexer| reader.value(next, lexer));
+    let fast = lexer.exactly_one(ws_tk, |next, lexer| reader.projected(next, lexer, demand));
     match fast {
         Ok(value) => Ok(value),
         // The lexer stopped at the opening past the limit.
@@ -125,14 +134,47 @@ enum Text<'a> {
     Owned(Vec<u8>),
 }
 
+impl Text<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Text::Borrowed(bytes) => bytes,
+            Text::Owned(bytes) => bytes,
+        }
+    }
+}
+
 impl<'a> Reader<'a> {
+    /// Opens an array or object, unless that nests it past [`MAX_DEPTH`].
+    fn open(&mut self) -> Result<(), Unsupported> {
+        if self.depth == MAX_DEPTH {
+            self.too_deep = true;
+            return Err(Unsupported);
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// A value, with only what `demand` needs of it if it is an object.
+    fn projected(
+        &mut self,
+        next: u8,
+        lexer: &mut SliceLexer<'a>,
+        demand: &Demand,
+    ) -> Result<Val, Unsupported> {
+        match demand {
+            Demand::Keys(keys) if next == b'{' => {
+                self.open()?;
+                let value = self.object(lexer, Some(keys));
+                self.depth -= 1;
+                value
+            }
+            _ => self.value(next, lexer),
+        }
+    }
+
     fn value(&mut self, next: u8, lexer: &mut SliceLexer<'a>) -> Result<Val, Unsupported> {
         if matches!(next, b'[' | b'{') {
-            if self.depth == MAX_DEPTH {
-                self.too_deep = true;
-                return Err(Unsupported);
-            }
-            self.depth += 1;
+            self.open()?;
             let value = self.collection(next, lexer);
             self.depth -= 1;
             return value;
@@ -164,51 +206,110 @@ impl<'a> Reader<'a> {
                 })?;
                 Val::Arr(self.elements.drain(start..).collect::<Vec<_>>().into())
             }
-            b'{' => {
-                let start = self.entries.len();
-                lexer.discarded().seq(b'}', ws_tk, |next, lexer| {
-                    if next != b'"' {
-                        return Err(Unsupported);
-                    }
-                    let key = self.key(lexer.discarded())?;
-                    lexer.expect(ws_tk, b':').ok_or(Unsupported)?;
-                    let value = self.value(ws_tk(lexer).ok_or(Unsupported)?, lexer)?;
-                    self.entries.push((key, value));
-                    Ok(())
-                })?;
-                let entries = self.entries.drain(start..);
-                let mut map = Map::with_capacity_and_hasher(entries.len(), self.hasher);
-                // As jaq_json: a repeated key keeps its first place and its last value.
-                for ((key, hash), value) in entries {
-                    match map.raw_entry_mut_v1().from_hash(hash, |k| *k == key) {
-                        RawEntryMut::Occupied(mut entry) => *entry.get_mut() = value,
-                        RawEntryMut::Vacant(entry) => {
-                            entry.insert_hashed_nocheck(hash, key, value);
-                        }
-                    }
-                }
-                Val::obj(map)
-            }
+            b'{' => self.object(lexer, None)?,
             _ => return Err(Unsupported),
         })
     }
 
+    /// An object, from its opening brace: all its keys, or only `keys`
+    /// (each with what its demand needs), the others checked and skipped.
+    fn object(
+        &mut self,
+        lexer: &mut SliceLexer<'a>,
+        keys: Option<&BTreeMap<String, Demand>>,
+    ) -> Result<Val, Unsupported> {
+        let start = self.entries.len();
+        lexer.discarded().seq(b'}', ws_tk, |next, lexer| {
+            if next != b'"' {
+                return Err(Unsupported);
+            }
+            let text = string(lexer.discarded())?;
+            lexer.expect(ws_tk, b':').ok_or(Unsupported)?;
+            let next = ws_tk(lexer).ok_or(Unsupported)?;
+            let demand = match keys {
+                None => Some(&Demand::All),
+                Some(keys) => std::str::from_utf8(text.bytes())
+                    .ok()
+                    .and_then(|name| keys.get(name)),
+            };
+            match demand {
+                Some(demand) => {
+                    let key = self.key(text);
+                    let value = self.projected(next, lexer, demand)?;
+                    self.entries.push((key, value));
+                }
+                None => self.skip(next, lexer)?,
+            }
+            Ok(())
+        })?;
+        let entries = self.entries.drain(start..);
+        let mut map = Map::with_capacity_and_hasher(entries.len(), self.hasher);
+        // As jaq_json: a repeated key keeps its first place and its last value.
+        for ((key, hash), value) in entries {
+            match map.raw_entry_mut_v1().from_hash(hash, |k| *k == key) {
+                RawEntryMut::Occupied(mut entry) => *entry.get_mut() = value,
+                RawEntryMut::Vacant(entry) => {
+                    entry.insert_hashed_nocheck(hash, key, value);
+                }
+            }
+        }
+        Ok(Val::obj(map))
+    }
+
+    /// Checks a value as [`Reader::value`] reads it, making nothing of it.
+    fn skip(&mut self, next: u8, lexer: &mut SliceLexer<'a>) -> Result<(), Unsupported> {
+        match next {
+            b'[' => {
+                self.open()?;
+                lexer
+                    .discarded()
+                    .seq(b']', ws_tk, |next, lexer| self.skip(next, lexer))?;
+                self.depth -= 1;
+            }
+            b'{' => {
+                self.open()?;
+                lexer.discarded().seq(b'}', ws_tk, |next, lexer| {
+                    if next != b'"' {
+                        return Err(Unsupported);
+                    }
+                    string(lexer.discarded())?;
+                    lexer.expect(ws_tk, b':').ok_or(Unsupported)?;
+                    self.skip(ws_tk(lexer).ok_or(Unsupported)?, lexer)
+                })?;
+                self.depth -= 1;
+            }
+            b'n' if lexer.strip_prefix(b"null") => {}
+            b't' if lexer.strip_prefix(b"true") => {}
+            b'f' if lexer.strip_prefix(b"false") => {}
+            b'N' if lexer.strip_prefix(b"NaN") => {}
+            b'I' if lexer.strip_prefix(b"Infinity") => {}
+            b'0'..=b'9' | b'+' | b'-' => {
+                number(lexer)?;
+            }
+            b'"' => {
+                string(lexer.discarded())?;
+            }
+            _ => return Err(Unsupported),
+        }
+        Ok(())
+    }
+
     /// An object's key and its hash, made once per record when it holds
     /// no escape.
-    fn key(&mut self, lexer: &mut SliceLexer<'a>) -> Result<(Val, u64), Unsupported> {
+    fn key(&mut self, text: Text<'a>) -> (Val, u64) {
         let hasher = &self.hasher;
         let hashed = |key: Val| {
             let hash = hasher.hash_one(&key);
             (key, hash)
         };
-        Ok(match string(lexer)? {
+        match text {
             Text::Borrowed(bytes) => self
                 .keys
                 .entry(bytes)
                 .or_insert_with(|| hashed(Val::utf8_str(bytes.to_vec())))
                 .clone(),
             Text::Owned(bytes) => hashed(Val::utf8_str(bytes)),
-        })
+        }
     }
 }
 
@@ -270,7 +371,7 @@ fn number(lexer: &mut SliceLexer<'_>) -> Result<Num, Unsupported> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -347,7 +448,8 @@ mod tests {
         assert_eq!(shown(parse(brackets.as_bytes())), jaq(&brackets));
     }
 
-    fn json() -> impl Strategy<Value = String> {
+    /// JSON documents (keys such as `a`, `b`, `ab`, `id`).
+    pub(in crate::jq) fn json() -> impl Strategy<Value = String> {
         let string = prop_oneof![
             "[a-c]{0,3}",
             "[a-c\"\\\\/é😀\u{8}\n\t]{0,6}",

@@ -34,6 +34,8 @@ pub enum Transform {
 #[derive(Debug)]
 pub struct JqTransform {
     pub events: Expression,
+    /// What `events` needs of a record: only that is read ([`jq::Demand`]).
+    pub record_demand: jq::Demand,
     pub key: Expression,
     pub time: Option<Expression>,
     /// Each field: its attribute name, its name in errors (`fields.NAME`,
@@ -94,6 +96,7 @@ impl Program {
             TransformSpec::Builtin(_) => Transform::Tweets,
             TransformSpec::Jq(t) => Transform::Jq(Box::new(JqTransform {
                 events: compile("events", &t.events)?,
+                record_demand: jq::Demand::of_events(&t.events),
                 key: compile("key", &t.key)?,
                 time: t.time.as_deref().map(|c| compile("time", c)).transpose()?,
                 fields: t
@@ -228,7 +231,7 @@ pub fn run_jq(t: &JqTransform, aggregates: &[Aggregate], data: &[u8]) -> Result<
     {
         return Ok(Outcome::Heartbeat);
     }
-    let value = jq::parse(data)
+    let value = jq::parse_for(data, &t.record_demand)
         .map_err(|e| Failure::of(None, "not_json", format!("the record is not JSON: {e}")))?;
     let events = t
         .events

@@ -73,11 +73,6 @@ impl Demand {
             None => Demand::All,
         }
     }
-
-    /// Whether it is the whole value.
-    pub fn is_all(&self) -> bool {
-        matches!(self, Demand::All)
-    }
 }
 
 /// Both needs.
@@ -362,23 +357,15 @@ mod tests {
 
     #[test]
     fn the_bench_events_read_what_they_use() {
-        let events = r#"
-          (reduce ((.includes.users // [])[] | select(.id | type == "string")) as $u
-             ({}; .[$u.id] //= $u.username)) as $users
-          | if (.data | type) == "array" then
-              .data[] | {tweet: ., users: $users, rules: [],
-                         ents: (.note_tweet.entities // .entities // {})}
-            elif (.data | type) == "object" then
-              {tweet: .data, users: $users,
-               rules: [.matching_rules[]?.tag | select(type == "string" and . != "")],
-               ents: (.data.note_tweet.entities // .data.entities // {})}
-            elif has("meta") and (has("errors") | not) then
-              empty
-            else
-              error("not an X API v2 page or stream message")
-            end"#;
+        let path = std::path::Path::new("bench/tweets-jq.yaml");
+        let stack = crate::spec::load(path, None)
+            .expect("the bench's stack loads")
+            .stack;
+        let crate::spec::model::TransformSpec::Jq(transform) = &stack.processor.transform else {
+            panic!("the bench's stack has a jq transform");
+        };
         assert_eq!(
-            shown(&Demand::of_events(events)),
+            shown(&Demand::of_events(&transform.events)),
             "{data: *, errors, includes: {users: *}, matching_rules: *, meta}"
         );
     }

@@ -179,18 +179,10 @@ impl<'a> Reader<'a> {
             self.depth -= 1;
             return value;
         }
-        Ok(match next {
-            b'n' if lexer.strip_prefix(b"null") => Val::Null,
-            b't' if lexer.strip_prefix(b"true") => Val::Bool(true),
-            b'f' if lexer.strip_prefix(b"false") => Val::Bool(false),
-            b'N' if lexer.strip_prefix(b"NaN") => Val::Num(Num::Float(f64::NAN)),
-            b'I' if lexer.strip_prefix(b"Infinity") => Val::Num(Num::Float(f64::INFINITY)),
-            b'0'..=b'9' | b'+' | b'-' => Val::Num(number(lexer)?),
-            b'"' => Val::utf8_str(match string(lexer.discarded())? {
-                Text::Borrowed(bytes) => bytes.to_vec(),
-                Text::Owned(bytes) => bytes,
-            }),
-            _ => return Err(Unsupported),
+        Ok(match scalar(next, lexer)? {
+            Scalar::Value(value) => value,
+            Scalar::Text(Text::Borrowed(bytes)) => Val::utf8_str(bytes.to_vec()),
+            Scalar::Text(Text::Owned(bytes)) => Val::utf8_str(bytes),
         })
     }
 
@@ -278,18 +270,9 @@ impl<'a> Reader<'a> {
                 })?;
                 self.depth -= 1;
             }
-            b'n' if lexer.strip_prefix(b"null") => {}
-            b't' if lexer.strip_prefix(b"true") => {}
-            b'f' if lexer.strip_prefix(b"false") => {}
-            b'N' if lexer.strip_prefix(b"NaN") => {}
-            b'I' if lexer.strip_prefix(b"Infinity") => {}
-            b'0'..=b'9' | b'+' | b'-' => {
-                number(lexer)?;
+            _ => {
+                scalar(next, lexer)?;
             }
-            b'"' => {
-                string(lexer.discarded())?;
-            }
-            _ => return Err(Unsupported),
         }
         Ok(())
     }
@@ -311,6 +294,27 @@ impl<'a> Reader<'a> {
             Text::Owned(bytes) => hashed(Val::utf8_str(bytes)),
         }
     }
+}
+
+/// A value that is not an array or object, as [`Reader::value`] and
+/// [`Reader::skip`] both read it (one grammar for both): a string as its
+/// text, which the one makes a value of and the other drops.
+enum Scalar<'a> {
+    Value(Val),
+    Text(Text<'a>),
+}
+
+fn scalar<'a>(next: u8, lexer: &mut SliceLexer<'a>) -> Result<Scalar<'a>, Unsupported> {
+    Ok(Scalar::Value(match next {
+        b'n' if lexer.strip_prefix(b"null") => Val::Null,
+        b't' if lexer.strip_prefix(b"true") => Val::Bool(true),
+        b'f' if lexer.strip_prefix(b"false") => Val::Bool(false),
+        b'N' if lexer.strip_prefix(b"NaN") => Val::Num(Num::Float(f64::NAN)),
+        b'I' if lexer.strip_prefix(b"Infinity") => Val::Num(Num::Float(f64::INFINITY)),
+        b'0'..=b'9' | b'+' | b'-' => Val::Num(number(lexer)?),
+        b'"' => return Ok(Scalar::Text(string(lexer.discarded())?)),
+        _ => return Err(Unsupported),
+    }))
 }
 
 /// Whitespace and `#` comments (jaq reads both), then the next byte.

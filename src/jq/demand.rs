@@ -356,21 +356,6 @@ mod tests {
     }
 
     #[test]
-    fn the_bench_events_read_what_they_use() {
-        let path = std::path::Path::new("bench/tweets-jq.yaml");
-        let stack = crate::spec::load(path, None)
-            .expect("the bench's stack loads")
-            .stack;
-        let crate::spec::model::TransformSpec::Jq(transform) = &stack.processor.transform else {
-            panic!("the bench's stack has a jq transform");
-        };
-        assert_eq!(
-            shown(&Demand::of_events(&transform.events)),
-            "{data: *, errors, includes: {users: *}, matching_rules: *, meta}"
-        );
-    }
-
-    #[test]
     fn keys_looked_up_by_name_are_read_and_anything_else_reads_the_whole_value() {
         for (code, demand) in [
             (".a.b", "{a: {b: *}}"),

@@ -533,6 +533,30 @@ mod tests {
     use crate::processor::read::batch::{self, BatchPlan, InRecord, counted_pairs};
     use crate::processor::read::item::to_json;
 
+    #[test]
+    fn the_bench_jq_transform_reads_only_what_its_events_see() {
+        use jq::Demand::{All, Keys};
+        use std::collections::BTreeMap;
+        let path = std::path::Path::new("bench/tweets-jq.yaml");
+        let stack = crate::spec::load(path, None)
+            .expect("the bench's stack loads")
+            .stack;
+        let Transform::Jq(t) = Program::new(&stack).unwrap().transform else {
+            panic!("the bench's stack has a jq transform");
+        };
+        let type_only = || Keys(BTreeMap::new());
+        // Not `includes.tweets` (44% of the bench's bytes) nor `includes.media`.
+        let includes = Keys(BTreeMap::from([("users".to_string(), All)]));
+        let expected = Keys(BTreeMap::from([
+            ("data".to_string(), All),
+            ("errors".to_string(), type_only()),
+            ("includes".to_string(), includes),
+            ("matching_rules".to_string(), All),
+            ("meta".to_string(), type_only()),
+        ]));
+        assert_eq!(t.record_demand, expected);
+    }
+
     fn program(transform: &str) -> Program {
         let yaml = format!(
             "name: events\nregion: us-east-1\ntable: {{ partition_key: event_id }}\nprocessor:\n{transform}"
